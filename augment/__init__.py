@@ -1,0 +1,1 @@
+"""augment: transforms and recipes that generate targeted training data (audio and image)."""

@@ -1,0 +1,183 @@
+"""`curate`: datasets and judgement about them. Exit codes: 0 ok, 1 a check failed, 2 bad input or usage."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from curate.console import EXIT_FAILED, progress, run_app
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Versioned datasets and judgement about them: import, inspect, diff, verify, export.")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _counts_table(title: str, counts: dict[str, int], items: int):
+    """Counts with each key's share of the items (tags can overlap, so tag shares need not sum to 100 %)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(title.split()[0].lower())
+    table.add_column("items", justify="right")
+    total = items or 1
+    table.add_column("share", justify="right")
+    for key, n in counts.items():
+        table.add_row(key, str(n), f"{100 * n / total:.1f}%")
+    return table
+
+
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="Folder with media files and labels.csv (path,label[,tags][,split]...)."),
+    to: Path = typer.Option(..., "--to", help="Dataset directory (created if absent)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable/corrupt/empty media files."),
+) -> None:
+    """Import a folder of media + labels.csv as the dataset's next version."""
+    from curate.importer import import_folder
+
+    result = import_folder(src, to, skip_bad=skip_bad, progress=progress,
+                           on_skip=lambda line: print(f"curate: skipped {line}", file=sys.stderr))
+    version = result.version
+    if result.unchanged:
+        print(f"{version.ref}: unchanged ({result.imported} items, same fingerprint); no new version written")
+        return
+    skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
+    print(f"{version.ref}: imported {result.imported} items{skipped}; fingerprint {version.info['fingerprint'][:16]}")
+
+
+@app.command()
+def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the versions of a dataset, oldest first."""
+    from rich.table import Table
+
+    from curate.store import open_dataset
+
+    ds = open_dataset(dataset)
+    latest = ds.latest()
+    rows = []
+    for name in ds.versions():
+        info = ds.load(name).info
+        rows.append({"version": name, "parent": info.get("parent"), "created": info.get("created"),
+                     "items": info.get("counts", {}).get("items"), "fingerprint": info.get("fingerprint"),
+                     "recipe": (info.get("recipe") or {}).get("name"),
+                     "gate": (info.get("gate") or {}).get("verdict"), "latest": name == latest})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{ds.name} ({ds.path})", title_justify="left")
+    for column in ("version", "parent", "created", "items", "fingerprint", "recipe", "gate"):
+        table.add_column(column, justify="right" if column == "items" else "left")
+    for row in rows:
+        mark = "*" if row["latest"] else ""
+        created = (row["created"] or "-").replace("T", " ")[:16]
+        table.add_row(row["version"] + mark, row["parent"] or "-", created, str(row["items"]),
+                      (row["fingerprint"] or "")[:12], row["recipe"] or "-", row["gate"] or "-")
+    table.caption = "* latest"
+    _console().print(table)
+
+
+@app.command()
+def show(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
+         as_json: bool = typer.Option(False, "--json", help="Print version.json.")) -> None:
+    """Show a version: lineage, fingerprint, and counts per label, tag, split and origin."""
+    from curate.store import load_ref
+
+    version = load_ref(ref)
+    info = version.info
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    counts = info.get("counts", {})
+    console.print(f"[bold]{info.get('name')}@{info.get('version')}[/bold]  parent {info.get('parent') or '-'}  "
+                  f"created {info.get('created')}  items {counts.get('items')}")
+    console.print(f"fingerprint {info.get('fingerprint')}")
+    recipe = info.get("recipe") or {}
+    if recipe:
+        console.print(f"recipe {recipe.get('name')} (sha256 {str(recipe.get('sha256'))[:12]}) seed {info.get('seed')}")
+    for kind, title in (("label", "label counts"), ("tag", "tag counts"), ("split", "split counts"),
+                        ("origin", "origin counts")):
+        if counts.get(kind):
+            console.print(_counts_table(title, counts[kind], counts.get("items", 0)))
+
+
+@app.command()
+def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
+         b: str = typer.Argument(..., help="After: PATH[@vNNNN|@latest]."),
+         as_json: bool = typer.Option(False, "--json", help="Print the full diff as JSON."),
+         limit: int = typer.Option(20, "--limit", min=0, help="Items listed per section (0: all).")) -> None:
+    """Items added, removed and changed between two versions, and count deltas per label/tag/split/origin."""
+    from rich.table import Table
+
+    from curate.diff import diff_versions
+    from curate.store import load_ref
+
+    result = diff_versions(load_ref(a), load_ref(b))
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    console.print(f"{result['a']} -> {result['b']}: +{len(result['added'])} added, -{len(result['removed'])} "
+                  f"removed, ~{len(result['changed'])} changed"
+                  + (" (same fingerprint)" if result["same_fingerprint"] else ""))
+    sections = (("added", result["added"]), ("removed", result["removed"]),
+                ("changed", [f"{k} ({', '.join(v)})" for k, v in result["changed"].items()]))
+    for title, items in sections:
+        shown = items if limit == 0 else items[:limit]
+        for item in shown:
+            console.print(f"  {title[0] if title != 'changed' else '~'} {item}", markup=False)
+        if len(items) > len(shown):
+            console.print(f"  ... {len(items) - len(shown)} more {title} (--limit 0 lists all)")
+    for kind, rows in result["count_deltas"].items():
+        if rows:
+            table = Table(title=f"{kind} counts", title_justify="left")
+            for column in (kind, "before", "after", "delta"):
+                table.add_column(column, justify="left" if column == kind else "right")
+            for key, r in rows.items():
+                table.add_row(key, str(r["before"]), str(r["after"]), f"{r['delta']:+d}")
+            console.print(table)
+
+
+@app.command()
+def verify(dataset: Path = typer.Argument(..., help="Dataset directory.")) -> None:
+    """Re-hash every object and manifest; exit 1 naming each mismatch."""
+    from curate.store import open_dataset, verify as verify_dataset
+
+    problems, figures = verify_dataset(open_dataset(dataset))
+    for problem in problems:
+        print(f"FAIL {problem}")
+    summary = (f"{figures['versions']} versions, {figures['objects_checked']} objects checked, "
+               f"{figures['objects_unreferenced']} unreferenced")
+    if problems:
+        print(f"verify failed: {len(problems)} problem(s); {summary}")
+        raise typer.Exit(EXIT_FAILED)
+    print(f"ok: {summary}")
+
+
+@app.command()
+def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
+           to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into.")) -> None:
+    """Export a version as plain folders split/label/file plus labels.csv."""
+    from curate.export import export_version
+    from curate.store import load_ref
+
+    version = load_ref(ref)
+    n = export_version(version, to)
+    print(f"{version.ref}: exported {n} items to {to}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(app, "curate", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
