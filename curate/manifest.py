@@ -118,7 +118,17 @@ def normalise(manifest: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     columns = list(CORE_COLUMNS) + (["annotations"] if has_annotations else []) + metadata
     out = pd.DataFrame(rows, columns=columns)
-    return out.sort_values("id", kind="stable").reset_index(drop=True)
+    return with_plain_core_columns(out.sort_values("id", kind="stable").reset_index(drop=True))
+
+
+def with_plain_core_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Core columns as Python objects with None for missing (pandas would otherwise turn None into NaN, which is
+    truthy and not a string). Metadata columns keep the dtype pandas infers."""
+    for column in RESERVED:
+        if column in frame.columns:
+            frame[column] = pd.Series([None if not isinstance(v, (list, np.ndarray)) and is_missing(v) else v
+                                       for v in frame[column]], index=frame.index, dtype=object)
+    return frame
 
 
 def _check_values(row: dict[str, Any]) -> None:
@@ -170,9 +180,10 @@ def write_parquet(manifest: pd.DataFrame, path: Path) -> None:
 def read_parquet(path: Path) -> pd.DataFrame:
     table = pq.read_table(path)
     frame = pd.DataFrame({name: table.column(name).to_pylist() for name in table.column_names})
+    frame = with_plain_core_columns(frame)
     for column in LIST_COLUMNS:
         if column in frame.columns:
-            frame[column] = [list(v) if v is not None else [] for v in frame[column]]
+            frame[column] = pd.Series([list(v) if v is not None else [] for v in frame[column]], dtype=object)
     return frame
 
 
