@@ -1,0 +1,39 @@
+"""Bandwidth: telephone-like channels (band-pass, then down- and up-sampling through a low sample rate)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from augment.audio import functional as F
+from augment.core import Transform, check_number, check_range
+
+
+class LowBandwidth(Transform):
+    """Simulate a narrow channel: resample to `rate`, band-pass to `band` (Hz, Butterworth roll-offs of `order`,
+    zero phase), resample back. Output has the input's rate and length. Deterministic (no random parameters)."""
+
+    media = "audio"
+
+    def __init__(self, band: Sequence[float] = (300.0, 3400.0), rate: int = 8000, order: int = 4, **kwargs: Any):
+        low, high = check_range("band", band, low=0.0, high=96_000.0)
+        rate = int(check_number("rate", rate, low=1000, high=192_000, integer=True))
+        if high >= rate / 2:
+            raise ValueError(f"band: upper edge {high} Hz must be below rate/2 = {rate / 2} Hz")
+        order = int(check_number("order", order, low=1, high=16, integer=True))
+        super().__init__(band=[low, high], rate=rate, order=order, **kwargs)
+
+    def sample(self, rng, data, context):
+        return {"band": self.config["band"], "rate": min(self.config["rate"], context.sample_rate)}
+
+    def apply_params(self, data, params, context):
+        sample_rate = context.sample_rate
+        low, high = params["band"]
+        narrow = F.resample(data, sample_rate, params["rate"])
+        narrow = F.band_pass(narrow, params["rate"], low, min(high, params["rate"] / 2))
+        out = F.resample(narrow, params["rate"], sample_rate)
+        n = data.shape[-1]
+        if out.shape[-1] >= n:
+            return out[..., :n]
+        pad = [(0, 0)] * (out.ndim - 1) + [(0, n - out.shape[-1])]
+        return np.pad(out, pad)

@@ -1,0 +1,182 @@
+"""Noise: real background recordings mixed at an exact SNR, and synthetic coloured noise."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from augment.audio import functional as F
+from augment.core import Transform, check_number, check_range, uniform
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
+SNR_REFERENCES = ("rms", "active")
+COLORS = ("white", "pink", "brown")
+
+_BEDS: dict[tuple[str, int], np.ndarray] = {}
+_BEDS_LOCK = threading.Lock()
+
+
+def find_noise_files(noise: str | os.PathLike | Sequence[str | os.PathLike], name: str = "noise") -> list[Path]:
+    """A folder (searched recursively, sorted) or a list of files -> audio files, checked to exist."""
+    if isinstance(noise, (str, os.PathLike)):
+        root = Path(noise)
+        if not root.exists():
+            raise ValueError(f"{name}: {root} does not exist")
+        if root.is_file():
+            return [root]
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if not files:
+            raise ValueError(f"{name}: {root} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        return files
+    if not isinstance(noise, (list, tuple)) or not noise:
+        raise ValueError(f"{name}: expected a folder or a non-empty list of audio files, got {noise!r}")
+    files = [Path(p) for p in noise]
+    for f in files:
+        if not f.is_file():
+            raise ValueError(f"{name}: {f} does not exist")
+    return files
+
+
+def bed_duration(path: Path, name: str = "noise") -> float:
+    """Duration in seconds from the header (cheap); a file soundfile cannot open is a ValueError naming it."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise ValueError(f"{name}: {path} is not a readable audio file ({str(exc).splitlines()[0]})") from None
+    if info.frames == 0:
+        raise ValueError(f"{name}: {path} has no samples")
+    return info.frames / info.samplerate
+
+
+def load_bed(path: Path, sample_rate: int, name: str = "noise") -> np.ndarray:
+    """Mono float32 noise bed at `sample_rate`: decoded and resampled once per process, then kept in memory."""
+    key = (str(path), int(sample_rate))
+    bed = _BEDS.get(key)
+    if bed is not None:
+        return bed
+    with _BEDS_LOCK:
+        bed = _BEDS.get(key)
+        if bed is None:
+            import soundfile as sf
+
+            try:
+                data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise ValueError(f"{name}: {path} could not be decoded ({str(exc).splitlines()[0]})") from None
+            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.isfinite(mono).all():
+                raise ValueError(f"{name}: {path} contains NaN or infinite samples")
+            bed = np.ascontiguousarray(F.resample(mono, rate, int(sample_rate)), dtype=np.float32)
+            bed.setflags(write=False)
+            _BEDS[key] = bed
+    return bed
+
+
+class AddBackgroundNoise(Transform):
+    """Mix a real noise recording into the signal at an SNR drawn from `snr_db`.
+
+    Beds (a folder or a list of files) are decoded and resampled once per process at the signal's rate; one is
+    picked per call with probability proportional to its duration, from a random offset, looped with an
+    equal-power crossfade when shorter than the clip. snr_reference="rms" measures both powers over the whole
+    clip; "active" measures both over the signal's voice-active frames (energy threshold), so silence does not
+    lower the noise. Multichannel signals get the same noise in every channel, against their mean channel power.
+    A silent signal is returned unchanged with applied=false, reason "silent"."""
+
+    media = "audio"
+
+    def __init__(self, noise: str | os.PathLike | Sequence[str], snr_db: float | Sequence[float] = (5.0, 20.0),
+                 snr_reference: str = "active", crossfade_ms: float = 50.0, **kwargs: Any):
+        files = find_noise_files(noise)
+        self._snr = check_range("snr_db", snr_db, low=-60.0, high=120.0)
+        if snr_reference not in SNR_REFERENCES:
+            raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
+        crossfade_ms = check_number("crossfade_ms", crossfade_ms, low=0.0, high=10_000.0)
+        self._files = files
+        durations = np.array([bed_duration(f) for f in files])
+        self._weights = durations / durations.sum()
+        noise_config = os.fspath(noise) if isinstance(noise, (str, os.PathLike)) else [os.fspath(p) for p in noise]
+        super().__init__(noise=noise_config, snr_db=list(self._snr), snr_reference=snr_reference,
+                         crossfade_ms=crossfade_ms, **kwargs)
+
+    def sample(self, rng, data, context):
+        sample_rate = context.sample_rate
+        index = int(rng.choice(len(self._files), p=self._weights)) if len(self._files) > 1 else 0
+        bed = load_bed(self._files[index], sample_rate)
+        length = data.shape[-1]
+        span = len(bed) - length
+        offset = int(rng.integers(0, span + 1)) if span >= 0 else int(rng.integers(0, len(bed)))
+        snr_db = uniform(rng, self._snr)
+        crossfade = int(round(self.config["crossfade_ms"] * sample_rate / 1000.0))
+        segment = F.loop_with_crossfade(bed, offset, length, crossfade)
+        params = {"file": str(self._files[index]), "offset_s": offset / sample_rate, "snr_db": snr_db,
+                  "snr_reference": self.config["snr_reference"]}
+        if self.config["snr_reference"] == "active":
+            mask, frame = F.active_mask(data, sample_rate)
+            signal_power = F.masked_power(data, mask, frame)
+            noise_power = F.masked_power(segment, mask, frame)
+        else:
+            signal_power, noise_power = F.power(data), F.power(segment)
+        if signal_power < F.SILENCE_POWER:
+            return {**params, "_skip": "silent"}
+        if noise_power < F.SILENCE_POWER:
+            return {**params, "_skip": "silent noise"}
+        gain = F.snr_gain(signal_power, noise_power, snr_db)
+        # from the float32 noise actually added (gain rounded to float32), over the same frames as the request
+        applied = float(np.float32(gain))
+        achieved = F.power_to_db(signal_power / (applied * applied * noise_power))
+        return {**params, "gain_db": 20.0 * np.log10(gain), "achieved_snr_db": achieved, "_segment": segment,
+                "_gain": gain}
+
+    def apply_params(self, data, params, context):
+        segment = params.get("_segment")
+        gain = params.get("_gain")
+        if segment is None:  # re-applying a record: rebuild the same segment and gain from the recorded values
+            sample_rate = context.sample_rate
+            bed = load_bed(Path(params["file"]), sample_rate)
+            offset = int(round(params["offset_s"] * sample_rate))
+            crossfade = int(round(self.config["crossfade_ms"] * sample_rate / 1000.0))
+            segment = F.loop_with_crossfade(bed, offset, data.shape[-1], crossfade)
+            gain = F.db_to_amplitude(params["gain_db"])
+        return data + np.float32(gain) * segment
+
+
+class AddColoredNoise(Transform):
+    """Add white, pink or brown noise at an SNR drawn from `snr_db` (whole-clip or voice-active reference)."""
+
+    media = "audio"
+
+    def __init__(self, snr_db: float | Sequence[float] = (10.0, 30.0), color: str = "white",
+                 snr_reference: str = "active", **kwargs: Any):
+        self._snr = check_range("snr_db", snr_db, low=-60.0, high=120.0)
+        if color not in COLORS:
+            raise ValueError(f"color: {color!r} is not one of {', '.join(COLORS)}")
+        if snr_reference not in SNR_REFERENCES:
+            raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
+        super().__init__(snr_db=list(self._snr), color=color, snr_reference=snr_reference, **kwargs)
+
+    def sample(self, rng, data, context):
+        snr_db = uniform(rng, self._snr)
+        noise_seed = int(rng.integers(0, 2**63 - 1))
+        noise = F.colored_noise(np.random.default_rng(noise_seed), data.shape[-1], self.config["color"])
+        if self.config["snr_reference"] == "active":
+            mask, frame = F.active_mask(data, context.sample_rate)
+            signal_power, noise_power = F.masked_power(data, mask, frame), F.masked_power(noise, mask, frame)
+        else:
+            signal_power, noise_power = F.power(data), F.power(noise)
+        params = {"snr_db": snr_db, "color": self.config["color"], "noise_seed": noise_seed}
+        if signal_power < F.SILENCE_POWER:
+            return {**params, "_skip": "silent"}
+        gain = F.snr_gain(signal_power, noise_power, snr_db)
+        return {**params, "gain_db": 20.0 * np.log10(gain), "_noise": noise, "_gain": gain}
+
+    def apply_params(self, data, params, context):
+        noise = params.get("_noise")
+        if noise is None:  # re-applying a record
+            noise = F.colored_noise(np.random.default_rng(params["noise_seed"]), data.shape[-1], params["color"])
+        gain = params.get("_gain", F.db_to_amplitude(params["gain_db"]))
+        return data + np.float32(gain) * noise

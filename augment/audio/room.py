@@ -1,0 +1,37 @@
+"""Room: reverberation from a synthetic room impulse response."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from augment.audio import functional as F
+from augment.core import Transform, check_range, uniform
+
+
+class Reverb(Transform):
+    """Convolve with a synthetic room impulse response (exponentially decaying noise) whose RT60 is drawn from
+    `rt60_s` and whose direct-to-reverberant ratio is drawn from `drr_db`. Length and RMS level are kept."""
+
+    media = "audio"
+
+    def __init__(self, rt60_s: float | Sequence[float] = (0.2, 0.8), drr_db: float | Sequence[float] = (0.0, 10.0),
+                 **kwargs: Any):
+        self._rt60 = check_range("rt60_s", rt60_s, low=0.01, high=10.0)
+        self._drr = check_range("drr_db", drr_db, low=-20.0, high=40.0)
+        super().__init__(rt60_s=list(self._rt60), drr_db=list(self._drr), **kwargs)
+
+    def sample(self, rng, data, context):
+        return {"rt60_s": uniform(rng, self._rt60), "drr_db": uniform(rng, self._drr),
+                "rir_seed": int(rng.integers(0, 2**63 - 1))}
+
+    def apply_params(self, data, params, context):
+        from scipy.signal import fftconvolve
+
+        rir = F.synthetic_rir(np.random.default_rng(params["rir_seed"]), context.sample_rate, params["rt60_s"],
+                              params["drr_db"])
+        kernel = rir if data.ndim == 1 else rir[None, :]
+        wet = fftconvolve(data, kernel, axes=-1)[..., : data.shape[-1]]
+        before, after = F.power(data), F.power(wet.astype(np.float32))
+        scale = np.sqrt(before / after) if after > 0 else 1.0
+        return (wet * scale).astype(np.float32)

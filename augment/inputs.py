@@ -1,0 +1,81 @@
+"""Checks on the data a pipeline is called with, and the clipping policy applied to its audio output."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Float audio above this peak is "over full scale". The soft limiter starts at LIMIT_KNEE.
+FULL_SCALE = 1.0
+LIMIT_KNEE = 0.9
+
+
+def check_input(data: Any, media: str, sample_rate: Any) -> tuple[np.ndarray, str]:
+    """Validate `data` for a pipeline of `media` ("audio", "image" or "any"); return (data, kind).
+
+    Audio: float32 (float64 is converted) of shape (n,) or (channels, n), finite, sample_rate a positive integer.
+    Image: uint8 of shape (H, W) or (H, W, C)."""
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"data: expected a numpy array, got {type(data).__name__}")
+    kind = media if media != "any" else ("image" if data.dtype == np.uint8 else "audio")
+    return (_check_audio(data, sample_rate) if kind == "audio" else _check_image(data)), kind
+
+
+def _check_audio(data: np.ndarray, sample_rate: Any) -> np.ndarray:
+    if data.dtype not in (np.float32, np.float64):
+        raise ValueError(f"data: expected float32 audio in [-1, 1], got dtype {data.dtype} "
+                         "(convert integer PCM with augment.audio.load or x / 32768)")
+    if data.ndim not in (1, 2):
+        raise ValueError(f"data: expected audio of shape (samples,) or (channels, samples), got {data.shape}")
+    if data.ndim == 2 and data.shape[0] > data.shape[1]:
+        raise ValueError(f"data: shape {data.shape} looks like (samples, channels); pass (channels, samples) "
+                         "(e.g. x.T)")
+    if data.shape[-1] == 0:
+        raise ValueError("data: audio has no samples")
+    if sample_rate is None:
+        raise ValueError("sample_rate: required for audio")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ValueError(f"sample_rate: expected a positive integer, got {sample_rate!r}")
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    # one BLAS pass: NaN or inf anywhere makes the sum of squares non-finite
+    flat = data.reshape(-1)
+    if not np.isfinite(np.dot(flat, flat)):
+        raise ValueError("data: audio contains NaN or infinite samples")
+    return data
+
+
+def _check_image(data: np.ndarray) -> np.ndarray:
+    if data.dtype != np.uint8:
+        raise ValueError(f"data: expected a uint8 image, got dtype {data.dtype}")
+    if data.ndim not in (2, 3) or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"data: expected an image of shape (H, W) or (H, W, C), got {data.shape}")
+    if data.ndim == 3 and data.shape[2] not in (1, 3, 4):
+        raise ValueError(f"data: image has {data.shape[2]} channels; expected 1, 3 or 4 (H, W, C order)")
+    return data
+
+
+def apply_clip_policy(out: np.ndarray, policy: str) -> tuple[np.ndarray, dict | None]:
+    """Apply `on_clip` to float audio whose peak exceeds full scale; return (audio, record entry or None).
+
+    limit: soft-knee limiter, samples above LIMIT_KNEE are compressed smoothly into (LIMIT_KNEE, 1); the rest is
+    untouched. normalize: the whole clip is scaled so its peak is exactly 1 (keeps the SNR and the waveform shape).
+    error: ValueError. allow: left as is (the record says so)."""
+    peak = float(max(out.max(), -out.min()))
+    if peak <= FULL_SCALE:
+        return out, None
+    params = {"policy": policy, "peak_before": round(peak, 6)}
+    if policy == "error":
+        raise ValueError(f"on_clip: output peak {peak:.4f} exceeds full scale (policy 'error')")
+    if policy == "allow":
+        return out, {"transform": "ClipPolicy", "params": params, "applied": False, "reason": "allowed"}
+    if policy == "normalize":
+        out = out * np.float32(FULL_SCALE / peak)
+        params["gain_db"] = round(float(20 * np.log10(FULL_SCALE / peak)), 4)
+    else:
+        over = np.abs(out) > LIMIT_KNEE
+        params["samples_limited"] = int(over.sum())
+        width = FULL_SCALE - LIMIT_KNEE
+        magnitude = LIMIT_KNEE + width * np.tanh((np.abs(out[over]) - LIMIT_KNEE) / width)
+        out = out.copy()
+        out[over] = np.sign(out[over]) * magnitude
+    return out.astype(np.float32, copy=False), {"transform": "ClipPolicy", "params": params, "applied": True}
