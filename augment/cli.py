@@ -26,6 +26,33 @@ def root(version: Optional[bool] = typer.Option(None, "--version", callback=_pri
     """Generate targeted training data: transforms and recipes."""
 
 
+@app.command()
+def transforms(media: Optional[str] = typer.Option(None, "--media", help="Only audio, image or any."),
+               as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON.")) -> None:
+    """List every transform with its parameters and defaults (the names recipes use)."""
+    import json
+
+    from augment.core import catalogue
+
+    if media is not None and media not in ("audio", "image", "any"):
+        raise typer.BadParameter(f"{media!r} is not one of audio, image, any", param_hint="--media")
+    rows = [r for r in catalogue() if media is None or r["media"] == media]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="transforms", title_justify="left", show_lines=True)
+    for column in ("name", "media", "parameters (default)", "what it does"):
+        table.add_column(column)
+    for row in rows:
+        params = "\n".join(p["name"] + (" (required)" if p["required"] else f" = {json.dumps(p['default'])}")
+                           for p in row["params"])
+        table.add_row(row["name"], row["media"], params, row["doc"])
+    Console(highlight=False).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_app(app, "augment", argv)
 

@@ -39,8 +39,8 @@ class Transform:
         if register:
             REGISTRY[cls.__name__] = cls
 
-    def __init__(self, *, seed: int | None = None, on_clip: str | None = None, **config: Any):
-        self.config = config
+    def __init__(self, config: dict[str, Any] | None = None, *, seed: int | None = None, on_clip: str | None = None):
+        self.config = dict(config or {})
         self.seed = check_seed(seed)
         if on_clip is not None and on_clip not in CLIP_POLICIES:
             raise ValueError(f"on_clip: {on_clip!r} is not one of {', '.join(CLIP_POLICIES)}")
@@ -124,12 +124,12 @@ class Transform:
 class Container(Transform, register=False):
     """A transform made of transforms; its record is its children's records, flattened."""
 
-    def __init__(self, transforms: Sequence[Transform | dict], **config: Any):
+    def __init__(self, transforms: Sequence[Transform | dict], **kwargs: Any):
         children = [as_transform(t, f"transforms[{i}]") for i, t in enumerate(_as_list(transforms, "transforms"))]
         if not children:
             raise ValueError("transforms: a container needs at least one transform")
         self.transforms = children
-        super().__init__(**config)
+        super().__init__(**kwargs)
 
     def pipeline_media(self) -> str:
         kinds = {t.pipeline_media() for t in self.transforms} - {"any"}
@@ -171,8 +171,8 @@ class Compose(Container):
 class OneOf(Container):
     """Apply exactly one transform, chosen with `weights` (default: equal). The others are recorded as not chosen."""
 
-    def __init__(self, transforms: Sequence[Transform | dict], weights: Sequence[float] | None = None, **config):
-        super().__init__(transforms, **config)
+    def __init__(self, transforms: Sequence[Transform | dict], weights: Sequence[float] | None = None, **kwargs):
+        super().__init__(transforms, **kwargs)
         if weights is not None:
             weights = [float(w) for w in _as_list(weights, "weights")]
             if len(weights) != len(self.transforms):
@@ -199,8 +199,8 @@ class SomeOf(Container):
     """Apply `n` transforms (an int, or a [min, max] range drawn per call), chosen without replacement, kept in
     their listed order."""
 
-    def __init__(self, transforms: Sequence[Transform | dict], n: int | Sequence[int] = 1, **config):
-        super().__init__(transforms, **config)
+    def __init__(self, transforms: Sequence[Transform | dict], n: int | Sequence[int] = 1, **kwargs):
+        super().__init__(transforms, **kwargs)
         if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
             low = high = int(n)
         else:
@@ -227,10 +227,10 @@ class SomeOf(Container):
 class Sometimes(Transform):
     """Apply `transform` with probability `p`."""
 
-    def __init__(self, p: float, transform: Transform | dict, **config):
+    def __init__(self, p: float, transform: Transform | dict, **kwargs):
         p = check_number("p", p, low=0.0, high=1.0)
         self.transform = as_transform(transform, "transform")
-        super().__init__(p=p, **config)
+        super().__init__({"p": p}, **kwargs)
 
     def pipeline_media(self) -> str:
         return self.transform.pipeline_media()
@@ -287,10 +287,26 @@ def from_dict(spec: dict[str, Any]) -> Transform:
     if not isinstance(params, dict):
         raise ValueError(f"{name}: parameters must be a mapping, got {type(params).__name__}")
     cls = transform_class(name)
+    allowed = parameter_names(cls)
+    for key in params:
+        if key not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"parameters: {', '.join(allowed)}"
+            raise ValueError(f"{name}: unknown parameter {key!r} ({hint})")
     try:
         return cls(**params)
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def parameter_names(cls: type[Transform]) -> list[str]:
+    import inspect
+
+    names = [p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return names + ["seed", "on_clip"]
 
 
 def as_transform(value: Transform | dict, where: str) -> Transform:
@@ -390,6 +406,7 @@ def catalogue() -> list[dict[str, Any]]:
                 continue
             params.append({"name": p.name, "default": None if p.default is p.empty else to_jsonable(p.default),
                            "required": p.default is p.empty})
-        doc = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
+        doc = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+        doc = doc.split(". ")[0].rstrip(".") + "."
         rows.append({"name": name, "media": cls.media, "doc": doc, "params": params})
     return rows

@@ -21,7 +21,7 @@ class LowBandwidth(Transform):
         if high >= rate / 2:
             raise ValueError(f"band: upper edge {high} Hz must be below rate/2 = {rate / 2} Hz")
         order = int(check_number("order", order, low=1, high=16, integer=True))
-        super().__init__(band=[low, high], rate=rate, order=order, **kwargs)
+        super().__init__({"band": [low, high], "rate": rate, "order": order}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"band": self.config["band"], "rate": min(self.config["rate"], context.sample_rate)}

@@ -16,7 +16,7 @@ class Gain(Transform):
 
     def __init__(self, gain_db: float | Sequence[float] = (-6.0, 6.0), **kwargs: Any):
         self._gain = check_range("gain_db", gain_db, low=-120.0, high=60.0)
-        super().__init__(gain_db=list(self._gain), **kwargs)
+        super().__init__({"gain_db": list(self._gain)}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"gain_db": uniform(rng, self._gain)}
@@ -35,7 +35,7 @@ class NormalizeLoudness(Transform):
         self._target = check_range("target_dbfs", target_dbfs, low=-120.0, high=0.0)
         if reference not in ("rms", "active"):
             raise ValueError(f"reference: {reference!r} is not one of rms, active")
-        super().__init__(target_dbfs=list(self._target), reference=reference, **kwargs)
+        super().__init__({"target_dbfs": list(self._target), "reference": reference}, **kwargs)
 
     def sample(self, rng, data, context):
         target = uniform(rng, self._target)

@@ -100,8 +100,8 @@ class AddBackgroundNoise(Transform):
         durations = np.array([bed_duration(f) for f in files])
         self._weights = durations / durations.sum()
         noise_config = os.fspath(noise) if isinstance(noise, (str, os.PathLike)) else [os.fspath(p) for p in noise]
-        super().__init__(noise=noise_config, snr_db=list(self._snr), snr_reference=snr_reference,
-                         crossfade_ms=crossfade_ms, **kwargs)
+        super().__init__({"noise": noise_config, "snr_db": list(self._snr), "snr_reference": snr_reference,
+                          "crossfade_ms": crossfade_ms}, **kwargs)
 
     def sample(self, rng, data, context):
         sample_rate = context.sample_rate
@@ -157,7 +157,7 @@ class AddColoredNoise(Transform):
             raise ValueError(f"color: {color!r} is not one of {', '.join(COLORS)}")
         if snr_reference not in SNR_REFERENCES:
             raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
-        super().__init__(snr_db=list(self._snr), color=color, snr_reference=snr_reference, **kwargs)
+        super().__init__({"snr_db": list(self._snr), "color": color, "snr_reference": snr_reference}, **kwargs)
 
     def sample(self, rng, data, context):
         snr_db = uniform(rng, self._snr)

@@ -19,7 +19,7 @@ class Reverb(Transform):
                  **kwargs: Any):
         self._rt60 = check_range("rt60_s", rt60_s, low=0.01, high=10.0)
         self._drr = check_range("drr_db", drr_db, low=-20.0, high=40.0)
-        super().__init__(rt60_s=list(self._rt60), drr_db=list(self._drr), **kwargs)
+        super().__init__({"rt60_s": list(self._rt60), "drr_db": list(self._drr)}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"rt60_s": uniform(rng, self._rt60), "drr_db": uniform(rng, self._drr),

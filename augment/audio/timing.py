@@ -18,7 +18,7 @@ class PadSilence(Transform):
                  after_ms: float | Sequence[float] = (0.0, 200.0), **kwargs: Any):
         self._before = check_range("before_ms", before_ms, low=0.0, high=600_000.0)
         self._after = check_range("after_ms", after_ms, low=0.0, high=600_000.0)
-        super().__init__(before_ms=list(self._before), after_ms=list(self._after), **kwargs)
+        super().__init__({"before_ms": list(self._before), "after_ms": list(self._after)}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"before_ms": uniform(rng, self._before), "after_ms": uniform(rng, self._after)}
@@ -39,7 +39,7 @@ class TrimSilence(Transform):
     def __init__(self, top_db: float = 40.0, keep_ms: float = 0.0, **kwargs: Any):
         top_db = check_number("top_db", top_db, low=1.0, high=120.0)
         keep_ms = check_number("keep_ms", keep_ms, low=0.0, high=60_000.0)
-        super().__init__(top_db=top_db, keep_ms=keep_ms, **kwargs)
+        super().__init__({"top_db": top_db, "keep_ms": keep_ms}, **kwargs)
 
     def sample(self, rng, data, context):
         rate = context.sample_rate
@@ -67,7 +67,7 @@ class Shift(Transform):
         max_fraction = check_number("max_fraction", max_fraction, low=0.0, high=1.0)
         if not isinstance(rollover, bool):
             raise ValueError(f"rollover: expected true or false, got {rollover!r}")
-        super().__init__(max_fraction=max_fraction, rollover=rollover, **kwargs)
+        super().__init__({"max_fraction": max_fraction, "rollover": rollover}, **kwargs)
 
     def sample(self, rng, data, context):
         fraction = uniform(rng, (-self.config["max_fraction"], self.config["max_fraction"]))
@@ -94,7 +94,7 @@ class TimeStretch(Transform):
 
     def __init__(self, rate: float | Sequence[float] = (0.9, 1.1), **kwargs: Any):
         self._rate = check_range("rate", rate, low=0.25, high=4.0)
-        super().__init__(rate=list(self._rate), **kwargs)
+        super().__init__({"rate": list(self._rate)}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"rate": uniform(rng, self._rate)}
@@ -112,7 +112,7 @@ class PitchShift(Transform):
 
     def __init__(self, semitones: float | Sequence[float] = (-2.0, 2.0), **kwargs: Any):
         self._steps = check_range("semitones", semitones, low=-24.0, high=24.0)
-        super().__init__(semitones=list(self._steps), **kwargs)
+        super().__init__({"semitones": list(self._steps)}, **kwargs)
 
     def sample(self, rng, data, context):
         return {"semitones": uniform(rng, self._steps)}
