@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
+from augment.inputs import apply_clip_policy, check_input
+
 REGISTRY: dict[str, type["Transform"]] = {}
 CLIP_POLICIES = ("limit", "normalize", "error", "allow")
 
@@ -25,6 +27,13 @@ class Context(dict):
     @property
     def sample_rate(self) -> int | None:
         return self.get("sample_rate")
+
+    def power(self, x: np.ndarray) -> float:
+        """Mean square of `x`; for the pipeline's unmodified input it reuses the value the input check computed."""
+        if x is self.get("_input"):
+            return self["_input_power"]
+        flat = x.reshape(-1)
+        return float(np.dot(flat, flat)) / flat.size
 
 
 class Transform:
@@ -78,17 +87,17 @@ class Transform:
     def apply(self, data: np.ndarray, *, sample_rate: int | None = None, rng: np.random.Generator | None = None,
               context: dict | None = None) -> tuple[np.ndarray, list[dict]]:
         """Run the whole pipeline once; return (output, record). `rng` defaults to one seeded with `self.seed`."""
-        from augment.inputs import apply_clip_policy, check_input
-
         if rng is None:
             rng = np.random.default_rng(self.seed)
         elif not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         ctx = Context(context or {})
         media = self.pipeline_media()
-        data, kind = check_input(data, media, sample_rate)
+        data, kind, input_power = check_input(data, media, sample_rate)
         if sample_rate is not None:
             ctx["sample_rate"] = int(sample_rate)
+        if input_power is not None:
+            ctx["_input"], ctx["_input_power"] = data, input_power
         out, record = self.run(data, rng, ctx)
         if kind == "audio":
             out, clip = apply_clip_policy(out, self.on_clip or "limit")
@@ -177,14 +186,11 @@ class OneOf(Container):
             weights = [float(w) for w in _as_list(weights, "weights")]
             if len(weights) != len(self.transforms):
                 raise ValueError(f"weights: {len(weights)} weights for {len(self.transforms)} transforms")
-            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-                raise ValueError("weights: must be finite, >= 0 and not all 0")
             self.config["weights"] = weights
-        total = sum(weights) if weights else len(self.transforms)
-        self._p = np.array(weights if weights else [1.0] * len(self.transforms)) / total
+        self._cumulative = cumulative_weights(weights or [1.0] * len(self.transforms), "weights")
 
     def run(self, data, rng, context):
-        chosen = int(rng.choice(len(self.transforms), p=self._p))
+        chosen = choose(rng, self._cumulative)
         record: list[dict] = []
         for i, t in enumerate(self.transforms):
             if i == chosen:
@@ -328,6 +334,10 @@ def record_entry(name: str, params: dict[str, Any], applied: bool, reason: str |
 
 
 def to_jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -377,6 +387,21 @@ def check_range(name: str, value: Any, *, low: float | None = None, high: float 
     if a > b:
         raise ValueError(f"{name}: expected [low, high] with low <= high, got {list(value)!r}")
     return a, b
+
+
+def cumulative_weights(weights: Sequence[float], name: str) -> np.ndarray:
+    """Normalised cumulative weights for `choose`; weights must be finite, >= 0 and not all 0."""
+    values = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
+        raise ValueError(f"{name}: must be finite, >= 0 and not all 0")
+    cumulative = np.cumsum(values / values.sum())
+    cumulative[-1] = 1.0
+    return cumulative
+
+
+def choose(rng: np.random.Generator, cumulative: np.ndarray) -> int:
+    """Index drawn with the probabilities behind `cumulative` (one uniform draw; much cheaper than rng.choice(p=))."""
+    return int(np.searchsorted(cumulative, rng.random(), side="right"))
 
 
 def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

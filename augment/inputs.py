@@ -10,18 +10,22 @@ FULL_SCALE = 1.0
 LIMIT_KNEE = 0.9
 
 
-def check_input(data: Any, media: str, sample_rate: Any) -> tuple[np.ndarray, str]:
-    """Validate `data` for a pipeline of `media` ("audio", "image" or "any"); return (data, kind).
+def check_input(data: Any, media: str, sample_rate: Any) -> tuple[np.ndarray, str, float | None]:
+    """Validate `data` for a pipeline of `media` ("audio", "image" or "any"); return (data, kind, mean square of
+    the audio or None for images).
 
     Audio: float32 (float64 is converted) of shape (n,) or (channels, n), finite, sample_rate a positive integer.
     Image: uint8 of shape (H, W) or (H, W, C)."""
     if not isinstance(data, np.ndarray):
         raise ValueError(f"data: expected a numpy array, got {type(data).__name__}")
     kind = media if media != "any" else ("image" if data.dtype == np.uint8 else "audio")
-    return (_check_audio(data, sample_rate) if kind == "audio" else _check_image(data)), kind
+    if kind == "audio":
+        audio, mean_square = _check_audio(data, sample_rate)
+        return audio, kind, mean_square
+    return _check_image(data), kind, None
 
 
-def _check_audio(data: np.ndarray, sample_rate: Any) -> np.ndarray:
+def _check_audio(data: np.ndarray, sample_rate: Any) -> tuple[np.ndarray, float]:
     if data.dtype not in (np.float32, np.float64):
         raise ValueError(f"data: expected float32 audio in [-1, 1], got dtype {data.dtype} "
                          "(convert integer PCM with augment.audio.load or x / 32768)")
@@ -37,11 +41,12 @@ def _check_audio(data: np.ndarray, sample_rate: Any) -> np.ndarray:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate: expected a positive integer, got {sample_rate!r}")
     data = np.ascontiguousarray(data, dtype=np.float32)
-    # one BLAS pass: NaN or inf anywhere makes the sum of squares non-finite
+    # one BLAS pass: NaN or inf anywhere makes the sum of squares non-finite (and transforms reuse it as power)
     flat = data.reshape(-1)
-    if not np.isfinite(np.dot(flat, flat)):
+    energy = float(np.dot(flat, flat))
+    if not np.isfinite(energy):
         raise ValueError("data: audio contains NaN or infinite samples")
-    return data
+    return data, energy / flat.size
 
 
 def _check_image(data: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ def smooth_bed() -> np.ndarray:
     """One second of the real traffic recording, low-passed at 100 Hz: its own sample-to-sample steps are small,
     so any hard seam where it restarts stands out."""
     bed, _ = load(NOISE / "car" / "TraficLow2.wav", sample_rate=RATE, mono=True)
-    return F.band_pass(bed, RATE, 0, 100)[30000: 30000 + RATE]
+    return F.butter_band_pass(bed, RATE, 0, 100)[30000: 30000 + RATE]
 
 
 def test_a_hard_seam_would_be_caught():

@@ -38,7 +38,7 @@ def test_normalize_loudness_hits_the_target(reference):
     if reference == "rms":
         level = F.power(y)
     else:
-        mask, frame = F.active_mask(y, RATE)
+        mask, frame, _ = F.active_mask(y, RATE)
         level = F.masked_power(y, mask, frame)
     assert abs(10 * np.log10(level) + 26) < 0.01
     assert record[0]["params"]["level_before_dbfs"] > -40

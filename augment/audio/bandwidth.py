@@ -10,8 +10,8 @@ from augment.core import Transform, check_number, check_range
 
 
 class LowBandwidth(Transform):
-    """Simulate a narrow channel: resample to `rate`, band-pass to `band` (Hz, Butterworth roll-offs of `order`,
-    zero phase), resample back. Output has the input's rate and length. Deterministic (no random parameters)."""
+    """Simulate a narrow channel: resample to `rate`, band-pass to `band` (Hz; a causal Butterworth filter of
+    `order`, as in a real channel), resample back. Output has the input's rate and length. No random parameters."""
 
     media = "audio"
 
@@ -30,7 +30,7 @@ class LowBandwidth(Transform):
         sample_rate = context.sample_rate
         low, high = params["band"]
         narrow = F.resample(data, sample_rate, params["rate"])
-        narrow = F.band_pass(narrow, params["rate"], low, min(high, params["rate"] / 2))
+        narrow = F.butter_band_pass(narrow, params["rate"], low, min(high, 0.45 * params["rate"]), self.config["order"])
         out = F.resample(narrow, params["rate"], sample_rate)
         n = data.shape[-1]
         if out.shape[-1] >= n:

@@ -5,6 +5,7 @@ multichannel SNR is taken against the mean power over channels.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -42,18 +43,20 @@ def frame_powers(x: np.ndarray, frame: int) -> np.ndarray:
 
 
 def active_mask(x: np.ndarray, sample_rate: int, threshold_db: float = VAD_THRESHOLD_DB,
-                frame_ms: float = VAD_FRAME_MS) -> tuple[np.ndarray, int]:
+                frame_ms: float = VAD_FRAME_MS) -> tuple[np.ndarray, int, np.ndarray]:
     """Energy-threshold voice activity: frames within `threshold_db` of the loudest frame and above the silence
-    floor. Returns (boolean mask per frame, frame length in samples)."""
+    floor. Returns (boolean mask per frame, frame length in samples, the frame powers)."""
     frame = max(1, int(round(sample_rate * frame_ms / 1000.0)))
     powers = frame_powers(x, frame)
     floor = max(powers.max() * 10.0 ** (threshold_db / 10.0), SILENCE_POWER)
-    return powers >= floor, frame
+    return powers >= floor, frame, powers
 
 
-def masked_power(x: np.ndarray, mask: np.ndarray, frame: int) -> float:
-    """Mean power over the samples of the frames in `mask` (frames as produced by active_mask)."""
-    powers = frame_powers(x, frame)
+def masked_power(x: np.ndarray, mask: np.ndarray, frame: int, powers: np.ndarray | None = None) -> float:
+    """Mean power over the samples of the frames in `mask` (frames as produced by active_mask); pass `powers`
+    when the frame powers of `x` are already known."""
+    if powers is None:
+        powers = frame_powers(x, frame)
     sizes = np.full(len(powers), frame, dtype=np.float64)
     remainder = x.shape[-1] - frame * (len(powers) - 1)
     sizes[-1] = remainder
@@ -119,23 +122,26 @@ def resample(x: np.ndarray, source_rate: int, target_rate: int, quality: str = "
     return np.ascontiguousarray(soxr.resample(x.T, source_rate, target_rate, quality=quality).T, dtype=np.float32)
 
 
-def band_pass(x: np.ndarray, sample_rate: int, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
-    """Zero-phase band-pass in the frequency domain with Butterworth magnitude roll-offs of the given order."""
-    n = x.shape[-1]
-    spectrum = np.fft.rfft(x, axis=-1)
-    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    response = np.ones_like(freqs)
-    if high_hz < sample_rate / 2:
-        response /= np.sqrt(1.0 + (freqs / high_hz) ** (2 * order))
+@functools.lru_cache(maxsize=64)
+def _butter_sos(order: int, low_hz: float, high_hz: float, sample_rate: int) -> np.ndarray:
+    from scipy.signal import butter
+
     if low_hz > 0:
-        with np.errstate(divide="ignore"):
-            response /= np.sqrt(1.0 + (low_hz / np.maximum(freqs, 1e-9)) ** (2 * order))
-    return np.fft.irfft(spectrum * response, n=n, axis=-1).astype(np.float32)
+        return butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
+    return butter(order, high_hz, btype="lowpass", fs=sample_rate, output="sos")
+
+
+def butter_band_pass(x: np.ndarray, sample_rate: int, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
+    """Causal Butterworth band-pass (second-order sections, designed once per setting), along the last axis."""
+    from scipy.signal import sosfilt
+
+    sos = _butter_sos(int(order), float(low_hz), float(high_hz), int(sample_rate))
+    return sosfilt(sos, x, axis=-1).astype(np.float32, copy=False)
 
 
 def trim_bounds(x: np.ndarray, sample_rate: int, top_db: float, frame_ms: float = 10.0) -> tuple[int, int]:
     """First and last sample (exclusive) of the frames within `top_db` of the loudest frame."""
-    mask, frame = active_mask(x, sample_rate, -top_db, frame_ms)
+    mask, frame, _ = active_mask(x, sample_rate, -top_db, frame_ms)
     if not mask.any():
         return 0, 0
     idx = np.flatnonzero(mask)

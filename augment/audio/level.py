@@ -40,10 +40,10 @@ class NormalizeLoudness(Transform):
     def sample(self, rng, data, context):
         target = uniform(rng, self._target)
         if self.config["reference"] == "active":
-            mask, frame = F.active_mask(data, context.sample_rate)
-            level = F.masked_power(data, mask, frame)
+            mask, frame, powers = F.active_mask(data, context.sample_rate)
+            level = F.masked_power(data, mask, frame, powers)
         else:
-            level = F.power(data)
+            level = context.power(data)
         params = {"target_dbfs": target}
         if level < F.SILENCE_POWER:
             return {**params, "_skip": "silent"}

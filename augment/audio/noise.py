@@ -1,6 +1,7 @@
 """Noise: real background recordings mixed at an exact SNR, and synthetic coloured noise."""
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_number, check_range, uniform
+from augment.core import Transform, check_number, check_range, choose, cumulative_weights, uniform
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
 SNR_REFERENCES = ("rms", "active")
@@ -97,15 +98,14 @@ class AddBackgroundNoise(Transform):
             raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
         crossfade_ms = check_number("crossfade_ms", crossfade_ms, low=0.0, high=10_000.0)
         self._files = files
-        durations = np.array([bed_duration(f) for f in files])
-        self._weights = durations / durations.sum()
+        self._cumulative = cumulative_weights([bed_duration(f) for f in files], "noise")
         noise_config = os.fspath(noise) if isinstance(noise, (str, os.PathLike)) else [os.fspath(p) for p in noise]
         super().__init__({"noise": noise_config, "snr_db": list(self._snr), "snr_reference": snr_reference,
                           "crossfade_ms": crossfade_ms}, **kwargs)
 
     def sample(self, rng, data, context):
         sample_rate = context.sample_rate
-        index = int(rng.choice(len(self._files), p=self._weights)) if len(self._files) > 1 else 0
+        index = choose(rng, self._cumulative)
         bed = load_bed(self._files[index], sample_rate)
         length = data.shape[-1]
         span = len(bed) - length
@@ -116,11 +116,11 @@ class AddBackgroundNoise(Transform):
         params = {"file": str(self._files[index]), "offset_s": offset / sample_rate, "snr_db": snr_db,
                   "snr_reference": self.config["snr_reference"]}
         if self.config["snr_reference"] == "active":
-            mask, frame = F.active_mask(data, sample_rate)
-            signal_power = F.masked_power(data, mask, frame)
+            mask, frame, powers = F.active_mask(data, sample_rate)
+            signal_power = F.masked_power(data, mask, frame, powers)
             noise_power = F.masked_power(segment, mask, frame)
         else:
-            signal_power, noise_power = F.power(data), F.power(segment)
+            signal_power, noise_power = context.power(data), F.power(segment)
         if signal_power < F.SILENCE_POWER:
             return {**params, "_skip": "silent"}
         if noise_power < F.SILENCE_POWER:
@@ -129,7 +129,7 @@ class AddBackgroundNoise(Transform):
         # from the float32 noise actually added (gain rounded to float32), over the same frames as the request
         applied = float(np.float32(gain))
         achieved = F.power_to_db(signal_power / (applied * applied * noise_power))
-        return {**params, "gain_db": 20.0 * np.log10(gain), "achieved_snr_db": achieved, "_segment": segment,
+        return {**params, "gain_db": 20.0 * math.log10(gain), "achieved_snr_db": achieved, "_segment": segment,
                 "_gain": gain}
 
     def apply_params(self, data, params, context):
@@ -142,7 +142,7 @@ class AddBackgroundNoise(Transform):
             crossfade = int(round(self.config["crossfade_ms"] * sample_rate / 1000.0))
             segment = F.loop_with_crossfade(bed, offset, data.shape[-1], crossfade)
             gain = F.db_to_amplitude(params["gain_db"])
-        return data + np.float32(gain) * segment
+        return mix(data, segment, gain)
 
 
 class AddColoredNoise(Transform):
@@ -164,19 +164,29 @@ class AddColoredNoise(Transform):
         noise_seed = int(rng.integers(0, 2**63 - 1))
         noise = F.colored_noise(np.random.default_rng(noise_seed), data.shape[-1], self.config["color"])
         if self.config["snr_reference"] == "active":
-            mask, frame = F.active_mask(data, context.sample_rate)
-            signal_power, noise_power = F.masked_power(data, mask, frame), F.masked_power(noise, mask, frame)
+            mask, frame, powers = F.active_mask(data, context.sample_rate)
+            signal_power = F.masked_power(data, mask, frame, powers)
+            noise_power = F.masked_power(noise, mask, frame)
         else:
-            signal_power, noise_power = F.power(data), F.power(noise)
+            signal_power, noise_power = context.power(data), F.power(noise)
         params = {"snr_db": snr_db, "color": self.config["color"], "noise_seed": noise_seed}
         if signal_power < F.SILENCE_POWER:
             return {**params, "_skip": "silent"}
         gain = F.snr_gain(signal_power, noise_power, snr_db)
-        return {**params, "gain_db": 20.0 * np.log10(gain), "_noise": noise, "_gain": gain}
+        return {**params, "gain_db": 20.0 * math.log10(gain), "_noise": noise, "_gain": gain}
 
     def apply_params(self, data, params, context):
         noise = params.get("_noise")
         if noise is None:  # re-applying a record
             noise = F.colored_noise(np.random.default_rng(params["noise_seed"]), data.shape[-1], params["color"])
         gain = params.get("_gain", F.db_to_amplitude(params["gain_db"]))
-        return data + np.float32(gain) * noise
+        return mix(data, noise, gain)
+
+
+def mix(data: np.ndarray, noise: np.ndarray, gain: float) -> np.ndarray:
+    """data + gain * noise (noise (n,) broadcast over channels), with one temporary instead of two."""
+    out = np.multiply(noise, np.float32(gain), dtype=np.float32)
+    if data.ndim == 1:
+        out += data
+        return out
+    return data + out
