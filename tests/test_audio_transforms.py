@@ -170,3 +170,17 @@ def test_transforms_work_at_any_sample_rate(rate):
     p = Compose([Gain(gain_db=-3), LowBandwidth(band=(300, 3400), rate=8000), Shift(), Reverb(rt60_s=0.3)])
     y = p(x, sample_rate=rate, seed=1)
     assert y.shape == x.shape and share_above(y, 4200, rate) < 1e-4
+
+
+@pytest.mark.parametrize("transform", [
+    Gain(gain_db=(-6, 0)), NormalizeLoudness(target_dbfs=-30), LowBandwidth(), PadSilence(), TrimSilence(),
+    Shift(), TimeStretch(rate=1.1), PitchShift(semitones=1), Reverb(),
+], ids=lambda t: t.name)
+def test_every_transform_handles_multichannel_like_mono(transform):
+    """Two identical channels come out identical, and equal to the mono result for the same seed."""
+    x = speech()
+    mono = transform(x, sample_rate=RATE, seed=4)
+    stereo = transform(np.stack([x, x]), sample_rate=RATE, seed=4)
+    assert stereo.shape == (2, mono.shape[-1]) and stereo.dtype == np.float32
+    assert np.allclose(stereo[0], stereo[1], atol=1e-6)
+    assert np.allclose(stereo[0], mono, atol=1e-4)
