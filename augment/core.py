@@ -41,7 +41,8 @@ class Transform:
     (JSON-safe, exactly the constructor's keyword arguments) and implement `sample` and `apply_params`."""
 
     media: ClassVar[str] = "any"
-    defaults: ClassVar[dict[str, Any]] = {}
+    # True when the class takes parameters it validates itself (**params), so from_dict must not pre-check names
+    open_parameters: ClassVar[bool] = False
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -58,6 +59,11 @@ class Transform:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+    @property
+    def record_name(self) -> str:
+        """The name records use (a wrapper names what it wraps)."""
+        return self.name
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -81,12 +87,16 @@ class Transform:
         params = self.sample(rng, data, context)
         skipped = params.pop("_skip", None)
         if skipped:
-            return data, [record_entry(self.name, params, False, skipped)]
-        return self.apply_params(data, params, context), [record_entry(self.name, params, True)]
+            return data, [record_entry(self.record_name, params, False, skipped)]
+        out = self.apply_params(data, params, context)
+        # apply_params may add what it observed to params (a wrapped library's draws), or decide not to apply
+        skipped = params.pop("_skip", None)
+        return out, [record_entry(self.record_name, params, skipped is None, skipped)]
 
     def apply(self, data: np.ndarray, *, sample_rate: int | None = None, rng: np.random.Generator | None = None,
               context: dict | None = None) -> tuple[np.ndarray, list[dict]]:
-        """Run the whole pipeline once; return (output, record). `rng` defaults to one seeded with `self.seed`."""
+        """Run the whole pipeline once; return (output, record). `rng` defaults to one seeded with `self.seed`.
+        `context` (a dict) passes facts in (e.g. item_id) and receives side outputs (e.g. defect masks)."""
         if rng is None:
             rng = np.random.default_rng(self.seed)
         elif not isinstance(rng, np.random.Generator):
@@ -103,6 +113,8 @@ class Transform:
             out, clip = apply_clip_policy(out, self.on_clip or "limit")
             if clip is not None:
                 record.append(clip)
+        if context is not None:  # side outputs (e.g. defect masks) reach the caller's dict
+            context.update({k: v for k, v in ctx.items() if not k.startswith("_")})
         return out, record
 
     def __call__(self, data: np.ndarray, *, sample_rate: int | None = None, seed: int | None = None,
@@ -163,7 +175,7 @@ def skipped_records(transform: Transform, reason: str) -> list[dict]:
         return [r for t in transform.transforms for r in skipped_records(t, reason)]
     if isinstance(transform, Sometimes):
         return skipped_records(transform.transform, reason)
-    return [record_entry(transform.name, {}, False, reason)]
+    return [record_entry(transform.record_name, {}, False, reason)]
 
 
 class Compose(Container):
@@ -294,7 +306,7 @@ def from_dict(spec: dict[str, Any]) -> Transform:
         raise ValueError(f"{name}: parameters must be a mapping, got {type(params).__name__}")
     cls = transform_class(name)
     allowed = parameter_names(cls)
-    for key in params:
+    for key in params if not cls.open_parameters else ():
         if key not in allowed:
             import difflib
 

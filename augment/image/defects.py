@@ -1,0 +1,204 @@
+"""Realistic surface defects for inspection data: scratches, discoloration, dust.
+
+Each defect draws its geometry in `sample` (sizes relative to the image, so any image size works), renders a soft
+mask in `apply_params`, changes only the pixels under that mask, and leaves the mask in the call's context:
+`context["masks"]` (one entry per defect) and `context["defect_mask"]` (their union), for reports and for
+segmentation labels.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from augment.core import Transform, check_number, check_range, uniform
+
+SUPERSAMPLE = 4  # strokes are drawn 4x larger and box-filtered down: antialiased edges without a blur
+
+
+def _canvas(height: int, width: int):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
+    return img, ImageDraw.Draw(img)
+
+
+def _to_alpha(canvas, height: int, width: int, blur_px: float = 0.0) -> np.ndarray:
+    from PIL import Image, ImageFilter
+
+    small = canvas.resize((width, height), Image.Resampling.BOX)
+    if blur_px > 0:
+        small = small.filter(ImageFilter.GaussianBlur(blur_px))
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def _record_mask(context, name: str, alpha: np.ndarray) -> int:
+    mask = alpha > 0  # every pixel the defect may change; `alpha` says how strongly
+    context.setdefault("masks", []).append({"transform": name, "mask": mask, "alpha": alpha})
+    union = context.get("defect_mask")
+    context["defect_mask"] = mask if union is None or union.shape != mask.shape else (union | mask)
+    return int(mask.sum())
+
+
+def _blend(image: np.ndarray, alpha: np.ndarray, target: np.ndarray | float) -> np.ndarray:
+    """image * (1 - alpha) + target * alpha on the colour channels; exactly `image` where alpha is 0."""
+    out = image.copy()
+    colour = image[..., :3] if image.ndim == 3 else image
+    a = alpha[..., None] if image.ndim == 3 else alpha
+    mixed = colour.astype(np.float32) * (1.0 - a) + np.asarray(target, np.float32) * a
+    touched = alpha > 0
+    result = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    if image.ndim == 3:
+        out[..., :3][touched] = result[touched]
+    else:
+        out[touched] = result[touched]
+    return out
+
+
+class Scratch(Transform):
+    """Thin curved strokes (quadratic Bezier) lighter or darker than the surface: `count` strokes of `width_px`,
+    `length` (fraction of the image diagonal) and `curvature` (bend as a fraction of the length), drawn at
+    `strength` (0..1) and softened by `blur_px`."""
+
+    media = "image"
+
+    def __init__(self, count: int | Sequence[int] = (1, 2), width_px: float | Sequence[float] = (1.0, 2.5),
+                 length: float | Sequence[float] = (0.3, 0.8), curvature: float | Sequence[float] = (0.0, 0.25),
+                 strength: float | Sequence[float] = (0.5, 0.85), lighter_p: float = 0.6,
+                 blur_px: float | Sequence[float] = (0.0, 0.8), **kwargs: Any):
+        self._count = check_range("count", count, low=1, high=100, integer=True)
+        self._width = check_range("width_px", width_px, low=0.5, high=100.0)
+        self._length = check_range("length", length, low=0.01, high=2.0)
+        self._curvature = check_range("curvature", curvature, low=0.0, high=1.0)
+        self._strength = check_range("strength", strength, low=0.0, high=1.0)
+        self._blur = check_range("blur_px", blur_px, low=0.0, high=20.0)
+        lighter_p = check_number("lighter_p", lighter_p, low=0.0, high=1.0)
+        super().__init__({"count": list(self._count), "width_px": list(self._width), "length": list(self._length),
+                          "curvature": list(self._curvature), "strength": list(self._strength),
+                          "lighter_p": lighter_p, "blur_px": list(self._blur)}, **kwargs)
+
+    def sample(self, rng, data, context):
+        height, width = data.shape[:2]
+        diagonal = float(np.hypot(height, width))
+        strokes = []
+        for _ in range(int(rng.integers(self._count[0], self._count[1] + 1))):
+            length = uniform(rng, self._length) * diagonal
+            angle = float(rng.uniform(0, np.pi))
+            cx, cy = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+            dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+            bend = uniform(rng, self._curvature) * length * float(rng.choice([-1.0, 1.0]))
+            strokes.append({"start": [cx - dx, cy - dy], "end": [cx + dx, cy + dy],
+                            "control": [cx - np.sin(angle) * bend, cy + np.cos(angle) * bend],
+                            "width_px": uniform(rng, self._width)})
+        return {"strokes": strokes, "lighter": bool(rng.random() < self.config["lighter_p"]),
+                "strength": uniform(rng, self._strength), "blur_px": uniform(rng, self._blur)}
+
+    def apply_params(self, data, params, context):
+        height, width = data.shape[:2]
+        canvas, draw = _canvas(height, width)
+        t = np.linspace(0.0, 1.0, 48)[:, None]
+        for stroke in params["strokes"]:
+            p0, p1, p2 = (np.asarray(stroke[k], dtype=np.float64) for k in ("start", "control", "end"))
+            points = ((1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2) * SUPERSAMPLE
+            draw.line([tuple(p) for p in points.tolist()], fill=255,
+                      width=max(1, int(round(stroke["width_px"] * SUPERSAMPLE))), joint="curve")
+        alpha = _to_alpha(canvas, height, width, params["blur_px"]) * params["strength"]
+        params["mask_pixels"] = _record_mask(context, "Scratch", alpha)
+        return _blend(data, alpha, 255.0 if params["lighter"] else 0.0)
+
+
+class Discoloration(Transform):
+    """A soft-edged elliptical blotch that shifts hue (degrees), saturation and brightness (relative changes) of
+    the surface under it; `radius` is a fraction of the shorter image side, `softness` the edge blur relative to
+    the radius. Grayscale images get the brightness change only."""
+
+    media = "image"
+
+    def __init__(self, radius: float | Sequence[float] = (0.08, 0.25), hue_shift: float | Sequence[float] = (-20, 20),
+                 saturation: float | Sequence[float] = (-0.4, 0.4), brightness: float | Sequence[float] = (-0.3, 0.1),
+                 softness: float | Sequence[float] = (0.2, 0.5), **kwargs: Any):
+        self._radius = check_range("radius", radius, low=0.01, high=1.0)
+        self._hue = check_range("hue_shift", hue_shift, low=-180.0, high=180.0)
+        self._sat = check_range("saturation", saturation, low=-1.0, high=1.0)
+        self._bright = check_range("brightness", brightness, low=-1.0, high=1.0)
+        self._soft = check_range("softness", softness, low=0.0, high=2.0)
+        super().__init__({"radius": list(self._radius), "hue_shift": list(self._hue), "saturation": list(self._sat),
+                          "brightness": list(self._bright), "softness": list(self._soft)}, **kwargs)
+
+    def sample(self, rng, data, context):
+        height, width = data.shape[:2]
+        radius = uniform(rng, self._radius) * min(height, width)
+        return {"center": [float(rng.uniform(0.15, 0.85) * width), float(rng.uniform(0.15, 0.85) * height)],
+                "radii": [radius, radius * float(rng.uniform(0.55, 1.0))], "angle_deg": float(rng.uniform(0, 180)),
+                "hue_shift": uniform(rng, self._hue), "saturation": uniform(rng, self._sat),
+                "brightness": uniform(rng, self._bright), "softness": uniform(rng, self._soft)}
+
+    def apply_params(self, data, params, context):
+        from PIL import Image, ImageDraw
+
+        height, width = data.shape[:2]
+        rx, ry = params["radii"]
+        size = int(np.ceil(2 * max(rx, ry))) + 2
+        blob = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)
+        ImageDraw.Draw(blob).ellipse([(size / 2 - rx) * SUPERSAMPLE, (size / 2 - ry) * SUPERSAMPLE,
+                                      (size / 2 + rx) * SUPERSAMPLE, (size / 2 + ry) * SUPERSAMPLE], fill=255)
+        blob = blob.rotate(params["angle_deg"], resample=Image.Resampling.BILINEAR)
+        canvas = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
+        cx, cy = params["center"]
+        canvas.paste(blob, (int(round((cx - size / 2) * SUPERSAMPLE)), int(round((cy - size / 2) * SUPERSAMPLE))))
+        alpha = _to_alpha(canvas, height, width, params["softness"] * max(rx, ry) / 2)
+        params["mask_pixels"] = _record_mask(context, "Discoloration", alpha)
+        return _shift_colour(data, alpha, params)
+
+
+def _shift_colour(image: np.ndarray, alpha: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    touched = alpha > 0
+    out = image.copy()
+    if image.ndim == 2 or image.shape[2] == 1:
+        plane = image.reshape(image.shape[:2]).astype(np.float32)
+        shifted = plane * (1.0 + params["brightness"] * alpha)
+        result = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
+        out.reshape(image.shape[:2])[touched] = result[touched]
+        return out
+    import cv2
+
+    rgb = image[..., :3].astype(np.float32) / 255.0
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0] + params["hue_shift"] * alpha) % 360.0
+    hsv[..., 1] = np.clip(hsv[..., 1] * (1.0 + params["saturation"] * alpha), 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * (1.0 + params["brightness"] * alpha), 0.0, 1.0)
+    result = np.clip(np.rint(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0), 0, 255).astype(np.uint8)
+    out[..., :3][touched] = result[touched]
+    return out
+
+
+class Dust(Transform):
+    """Small dark specks: `count` soft discs of `radius_px`, each darkening the surface by a `darkness` fraction."""
+
+    media = "image"
+
+    def __init__(self, count: int | Sequence[int] = (5, 30), radius_px: float | Sequence[float] = (0.5, 2.0),
+                 darkness: float | Sequence[float] = (0.3, 0.8), **kwargs: Any):
+        self._count = check_range("count", count, low=1, high=10_000, integer=True)
+        self._radius = check_range("radius_px", radius_px, low=0.25, high=50.0)
+        self._dark = check_range("darkness", darkness, low=0.0, high=1.0)
+        super().__init__({"count": list(self._count), "radius_px": list(self._radius),
+                          "darkness": list(self._dark)}, **kwargs)
+
+    def sample(self, rng, data, context):
+        height, width = data.shape[:2]
+        n = int(rng.integers(self._count[0], self._count[1] + 1))
+        specks = [{"center": [float(rng.uniform(0, width)), float(rng.uniform(0, height))],
+                   "radius_px": uniform(rng, self._radius), "darkness": uniform(rng, self._dark)} for _ in range(n)]
+        return {"specks": specks}
+
+    def apply_params(self, data, params, context):
+        height, width = data.shape[:2]
+        canvas, draw = _canvas(height, width)
+        for speck in params["specks"]:  # darkness is the fill level; a later speck covers an earlier one
+            (x, y), r = speck["center"], speck["radius_px"]
+            draw.ellipse([(x - r) * SUPERSAMPLE, (y - r) * SUPERSAMPLE, (x + r) * SUPERSAMPLE, (y + r) * SUPERSAMPLE],
+                         fill=int(round(255 * speck["darkness"])))
+        alpha = _to_alpha(canvas, height, width)
+        params["mask_pixels"] = _record_mask(context, "Dust", alpha)
+        return _blend(data, alpha, 0.0)
