@@ -3,8 +3,8 @@
     pip install -e ".[bench]" && python bench/audio.py [--clips 200] [--runs 3]
 
 200 clips of 3 s at 16 kHz are built from sample_media/speech; the noise beds are sample_media/noise, stored once
-at 16 kHz and once at 44.1 kHz. Every case runs after one warm-up pass (beds loaded, caches filled), then the
-median of --runs timed passes is reported.
+at 16 kHz and once at 44.1 kHz. Every case runs once untimed (beds loaded, caches filled), then --runs rounds
+time each case in turn; the median per case is reported.
 """
 from __future__ import annotations
 
@@ -59,16 +59,20 @@ def write_beds(folder: Path, rate: int) -> Path:
     return out
 
 
-def throughput(run_one, clips, runs: int) -> float:
-    for clip in clips[:20]:
-        run_one(clip, 0)
-    timings = []
+def measure(cases: dict, items: list, runs: int) -> dict[str, float]:
+    """Items per second per case: one untimed pass of every case first (caches, allocator, CPU clock), then
+    `runs` rounds that time each case in turn, so drift in machine speed hits every case alike; median per case."""
+    for run_one in cases.values():
+        for i, item in enumerate(items):
+            run_one(item, i)
+    timings: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        start = time.perf_counter()
-        for i, clip in enumerate(clips):
-            run_one(clip, i)
-        timings.append(time.perf_counter() - start)
-    return len(clips) / statistics.median(timings)
+        for name, run_one in cases.items():
+            start = time.perf_counter()
+            for i, item in enumerate(items):
+                run_one(item, i)
+            timings[name].append(time.perf_counter() - start)
+    return {name: len(items) / statistics.median(t) for name, t in timings.items()}
 
 
 def rubbersheet_cases(beds16: Path, beds44: Path) -> dict:
@@ -132,13 +136,16 @@ def main() -> None:
     clips = build_clips(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
         beds16, beds44 = write_beds(Path(tmp), 16000), write_beds(Path(tmp), 44100)
-        ours = {k: throughput(f, clips, args.runs) for k, f in rubbersheet_cases(beds16, beds44).items()}
+        cases = {f"ours:{k}": f for k, f in rubbersheet_cases(beds16, beds44).items()}
         try:
-            peer = {k: throughput(f, clips, args.runs) for k, f in audiomentations_cases(beds16, beds44).items()}
+            cases.update({f"peer:{k}": f for k, f in audiomentations_cases(beds16, beds44).items()})
         except ImportError:
-            peer = {}
             print("audiomentations is not installed (pip install -e '.[bench]'): peer columns left empty")
-        limit = throughput(numpy_limit(beds16)["numpy"], clips, args.runs)
+        cases.update({f"limit:{k}": f for k, f in numpy_limit(beds16).items()})
+        rates = measure(cases, clips, args.runs)
+    ours = {k.split(":", 1)[1]: v for k, v in rates.items() if k.startswith("ours:")}
+    peer = {k.split(":", 1)[1]: v for k, v in rates.items() if k.startswith("peer:")}
+    limit = rates["limit:numpy"]
 
     def ratio(key, ours_key=None):
         return ours[ours_key or key] / peer[key] if key in peer else float("nan")

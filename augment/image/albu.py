@@ -122,11 +122,21 @@ class Albumentations(Transform):
 
 
 def _summary(params: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe albumentations params: small arrays as lists, large ones as shape/dtype, the rest as text."""
-    out = {}
+    """JSON-safe albumentations params, cheaply: scalars as they are, short sequences of scalars as lists, arrays
+    as one value or as shape/dtype, anything else by its type name."""
+    out: dict[str, Any] = {}
     for key, value in params.items():
-        value = to_jsonable(value)
-        if not isinstance(value, (str, int, float, bool, list, dict, type(None))):
-            value = repr(value)
-        out[str(key)] = value
+        if isinstance(value, np.ndarray):
+            value = value.item() if value.size == 1 else {"shape": list(value.shape), "dtype": str(value.dtype)}
+        elif isinstance(value, (tuple, list)):
+            small = len(value) <= 8 and all(isinstance(v, (int, float, str, np.generic)) for v in value)
+            value = [v.item() if isinstance(v, np.generic) else v for v in value] if small else \
+                f"{type(value).__name__} of {len(value)}"
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, dict):
+            value = _summary(value)
+        elif not (value is None or isinstance(value, (str, int, float))):
+            value = type(value).__name__
+        out[str(key)] = to_jsonable(value)
     return out

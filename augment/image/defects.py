@@ -16,20 +16,38 @@ from augment.core import Transform, check_number, check_range, uniform
 SUPERSAMPLE = 4  # strokes are drawn 4x larger and box-filtered down: antialiased edges without a blur
 
 
-def _canvas(height: int, width: int):
-    from PIL import Image, ImageDraw
+class _Window:
+    """The part of the image a defect can touch: integer box [y0:y1, x0:x1] around its geometry plus a margin,
+    clipped to the image. Rendering and blending happen only there."""
 
-    img = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
-    return img, ImageDraw.Draw(img)
+    def __init__(self, xs: Sequence[float], ys: Sequence[float], margin: float, height: int, width: int):
+        self.x0 = max(0, int(np.floor(min(xs) - margin)))
+        self.y0 = max(0, int(np.floor(min(ys) - margin)))
+        self.x1 = min(width, int(np.ceil(max(xs) + margin)) + 1)
+        self.y1 = min(height, int(np.ceil(max(ys) + margin)) + 1)
+        self.shape = (height, width)
 
+    @property
+    def empty(self) -> bool:
+        return self.x1 <= self.x0 or self.y1 <= self.y0
 
-def _to_alpha(canvas, height: int, width: int, blur_px: float = 0.0) -> np.ndarray:
-    from PIL import Image, ImageFilter
+    def canvas(self):
+        """A supersampled drawing surface for the window and a function mapping image coords onto it."""
+        from PIL import Image, ImageDraw
 
-    small = canvas.resize((width, height), Image.Resampling.BOX)
-    if blur_px > 0:
-        small = small.filter(ImageFilter.GaussianBlur(blur_px))
-    return np.asarray(small, dtype=np.float32) / 255.0
+        img = Image.new("L", ((self.x1 - self.x0) * SUPERSAMPLE, (self.y1 - self.y0) * SUPERSAMPLE), 0)
+        return img, ImageDraw.Draw(img), lambda x, y: ((x - self.x0) * SUPERSAMPLE, (y - self.y0) * SUPERSAMPLE)
+
+    def alpha(self, canvas, blur_px: float = 0.0) -> np.ndarray:
+        """Full-size alpha (0..1) from the window's canvas: box-filtered down, optionally blurred."""
+        from PIL import Image, ImageFilter
+
+        small = canvas.resize((self.x1 - self.x0, self.y1 - self.y0), Image.Resampling.BOX)
+        if blur_px > 0:
+            small = small.filter(ImageFilter.GaussianBlur(blur_px))
+        full = np.zeros(self.shape, np.float32)
+        full[self.y0:self.y1, self.x0:self.x1] = np.asarray(small, dtype=np.float32) / 255.0
+        return full
 
 
 def _record_mask(context, name: str, alpha: np.ndarray) -> int:
@@ -40,18 +58,27 @@ def _record_mask(context, name: str, alpha: np.ndarray) -> int:
     return int(mask.sum())
 
 
-def _blend(image: np.ndarray, alpha: np.ndarray, target: np.ndarray | float) -> np.ndarray:
-    """image * (1 - alpha) + target * alpha on the colour channels; exactly `image` where alpha is 0."""
+def _bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _blend(image: np.ndarray, alpha: np.ndarray, target: float) -> np.ndarray:
+    """image * (1 - alpha) + target * alpha on the colour channels, computed only where alpha > 0 (elsewhere
+    the output is the input, byte for byte)."""
     out = image.copy()
-    colour = image[..., :3] if image.ndim == 3 else image
-    a = alpha[..., None] if image.ndim == 3 else alpha
-    mixed = colour.astype(np.float32) * (1.0 - a) + np.asarray(target, np.float32) * a
-    touched = alpha > 0
-    result = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    if image.ndim == 3:
-        out[..., :3][touched] = result[touched]
-    else:
-        out[touched] = result[touched]
+    box = _bounds(alpha > 0)
+    if box is None:
+        return out
+    region = out[box]
+    a = alpha[box]
+    colour = region[..., :3] if image.ndim == 3 else region
+    weight = a[..., None] if image.ndim == 3 else a
+    mixed = np.clip(np.rint(colour * (1.0 - weight) + np.float32(target) * weight), 0, 255).astype(np.uint8)
+    touched = a > 0
+    colour[touched] = mixed[touched]
     return out
 
 
@@ -95,14 +122,21 @@ class Scratch(Transform):
 
     def apply_params(self, data, params, context):
         height, width = data.shape[:2]
-        canvas, draw = _canvas(height, width)
-        t = np.linspace(0.0, 1.0, 48)[:, None]
+        t = np.linspace(0.0, 1.0, 32)[:, None]
+        curves = []
         for stroke in params["strokes"]:
             p0, p1, p2 = (np.asarray(stroke[k], dtype=np.float64) for k in ("start", "control", "end"))
-            points = ((1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2) * SUPERSAMPLE
-            draw.line([tuple(p) for p in points.tolist()], fill=255,
-                      width=max(1, int(round(stroke["width_px"] * SUPERSAMPLE))), joint="curve")
-        alpha = _to_alpha(canvas, height, width, params["blur_px"]) * params["strength"]
+            curves.append(((1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2, stroke["width_px"]))
+        points = np.concatenate([c for c, _ in curves])
+        margin = max(w for _, w in curves) + 3 * params["blur_px"] + 2
+        window = _Window(points[:, 0], points[:, 1], margin, height, width)
+        alpha = np.zeros((height, width), np.float32)
+        if not window.empty:
+            canvas, draw, to_canvas = window.canvas()
+            for curve, stroke_width in curves:
+                draw.line([to_canvas(x, y) for x, y in curve.tolist()], fill=255,
+                          width=max(1, int(round(stroke_width * SUPERSAMPLE))))
+            alpha = window.alpha(canvas, params["blur_px"]) * params["strength"]
         params["mask_pixels"] = _record_mask(context, "Scratch", alpha)
         return _blend(data, alpha, 255.0 if params["lighter"] else 0.0)
 
@@ -138,37 +172,45 @@ class Discoloration(Transform):
 
         height, width = data.shape[:2]
         rx, ry = params["radii"]
+        cx, cy = params["center"]
+        blur = params["softness"] * max(rx, ry) / 2
+        reach = max(rx, ry) + 3 * blur + 2
+        window = _Window([cx - reach, cx + reach], [cy - reach, cy + reach], 0, height, width)
         size = int(np.ceil(2 * max(rx, ry))) + 2
         blob = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)
         ImageDraw.Draw(blob).ellipse([(size / 2 - rx) * SUPERSAMPLE, (size / 2 - ry) * SUPERSAMPLE,
                                       (size / 2 + rx) * SUPERSAMPLE, (size / 2 + ry) * SUPERSAMPLE], fill=255)
         blob = blob.rotate(params["angle_deg"], resample=Image.Resampling.BILINEAR)
-        canvas = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
-        cx, cy = params["center"]
-        canvas.paste(blob, (int(round((cx - size / 2) * SUPERSAMPLE)), int(round((cy - size / 2) * SUPERSAMPLE))))
-        alpha = _to_alpha(canvas, height, width, params["softness"] * max(rx, ry) / 2)
+        canvas, _, to_canvas = window.canvas()
+        left, top = to_canvas(cx - size / 2, cy - size / 2)
+        canvas.paste(blob, (int(round(left)), int(round(top))))
+        alpha = window.alpha(canvas, blur)
         params["mask_pixels"] = _record_mask(context, "Discoloration", alpha)
         return _shift_colour(data, alpha, params)
 
 
 def _shift_colour(image: np.ndarray, alpha: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-    touched = alpha > 0
     out = image.copy()
+    box = _bounds(alpha > 0)
+    if box is None:
+        return out
+    a = alpha[box]
+    touched = a > 0
+    region = out[box]
     if image.ndim == 2 or image.shape[2] == 1:
-        plane = image.reshape(image.shape[:2]).astype(np.float32)
-        shifted = plane * (1.0 + params["brightness"] * alpha)
-        result = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
-        out.reshape(image.shape[:2])[touched] = result[touched]
+        plane = region.reshape(a.shape)
+        shifted = np.clip(np.rint(plane * (1.0 + params["brightness"] * a)), 0, 255).astype(np.uint8)
+        plane[touched] = shifted[touched]
         return out
     import cv2
 
-    rgb = image[..., :3].astype(np.float32) / 255.0
+    rgb = region[..., :3].astype(np.float32) / 255.0
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = (hsv[..., 0] + params["hue_shift"] * alpha) % 360.0
-    hsv[..., 1] = np.clip(hsv[..., 1] * (1.0 + params["saturation"] * alpha), 0.0, 1.0)
-    hsv[..., 2] = np.clip(hsv[..., 2] * (1.0 + params["brightness"] * alpha), 0.0, 1.0)
-    result = np.clip(np.rint(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0), 0, 255).astype(np.uint8)
-    out[..., :3][touched] = result[touched]
+    hsv[..., 0] = (hsv[..., 0] + params["hue_shift"] * a) % 360.0
+    hsv[..., 1] = np.clip(hsv[..., 1] * (1.0 + params["saturation"] * a), 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * (1.0 + params["brightness"] * a), 0.0, 1.0)
+    shifted = np.clip(np.rint(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0), 0, 255).astype(np.uint8)
+    region[..., :3][touched] = shifted[touched]
     return out
 
 
@@ -194,11 +236,16 @@ class Dust(Transform):
 
     def apply_params(self, data, params, context):
         height, width = data.shape[:2]
-        canvas, draw = _canvas(height, width)
-        for speck in params["specks"]:  # darkness is the fill level; a later speck covers an earlier one
-            (x, y), r = speck["center"], speck["radius_px"]
-            draw.ellipse([(x - r) * SUPERSAMPLE, (y - r) * SUPERSAMPLE, (x + r) * SUPERSAMPLE, (y + r) * SUPERSAMPLE],
-                         fill=int(round(255 * speck["darkness"])))
-        alpha = _to_alpha(canvas, height, width)
+        xs = [s["center"][0] for s in params["specks"]]
+        ys = [s["center"][1] for s in params["specks"]]
+        window = _Window(xs, ys, max(s["radius_px"] for s in params["specks"]) + 2, height, width)
+        alpha = np.zeros((height, width), np.float32)
+        if not window.empty:
+            canvas, draw, to_canvas = window.canvas()
+            for speck in params["specks"]:  # darkness is the fill level; a later speck covers an earlier one
+                (x, y), r = speck["center"], speck["radius_px"]
+                draw.ellipse([*to_canvas(x - r, y - r), *to_canvas(x + r, y + r)],
+                             fill=int(round(255 * speck["darkness"])))
+            alpha = window.alpha(canvas)
         params["mask_pixels"] = _record_mask(context, "Dust", alpha)
         return _blend(data, alpha, 0.0)
