@@ -2,11 +2,12 @@
 
 Importing this package loads numpy only; soundfile, soxr, scipy and librosa load when first needed."""
 from augment.audio.bandwidth import LowBandwidth
-from augment.audio.io import load, save
 from augment.audio.level import Gain, NormalizeLoudness
 from augment.audio.noise import AddBackgroundNoise, AddColoredNoise
 from augment.audio.room import Reverb
 from augment.audio.timing import PadSilence, PitchShift, Shift, TimeStretch, TrimSilence
+from curate.media import read_audio as load
+from curate.media import write_audio as save
 
 __all__ = ["AddBackgroundNoise", "AddColoredNoise", "Gain", "NormalizeLoudness", "LowBandwidth", "PadSilence",
            "TrimSilence", "Shift", "TimeStretch", "PitchShift", "Reverb", "load", "save"]

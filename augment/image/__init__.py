@@ -16,6 +16,7 @@ def albumentations_module():
 
 from augment.image.albu import Albumentations  # noqa: E402
 from augment.image.defects import Discoloration, Dust, Scratch  # noqa: E402
-from augment.image.io import load, save  # noqa: E402
+from curate.media import read_image as load  # noqa: E402
+from curate.media import write_image as save  # noqa: E402
 
 __all__ = ["Albumentations", "Scratch", "Discoloration", "Dust", "load", "save", "albumentations_module"]

@@ -1,0 +1,201 @@
+"""The one place that turns media into numbers: cheap embeddings (for the baseline and near-duplicate checks) and
+input metrics (for realism and drift), computed per object and cached per object hash.
+
+Embeddings
+    audio: the clip trimmed to its voiced part, a 32-band log-mel spectrogram at 16 kHz with per-band mean
+           removed (so level and channel colouring matter less), averaged over 5 equal time segments, plus the
+           per-band standard deviation: 192 numbers.
+    image: 12x12 RGB thumbnail (grayscale repeated) scaled to [0, 1] and a 4x4-cell, 8-orientation gradient
+           histogram of the 64x64 grayscale image: 560 numbers.
+Metrics: see AUDIO_METRICS and IMAGE_METRICS.
+
+The cache lives in DATASET/cache/features/<kind>-v<N>/ (one .npy per object, written atomically); it is derived
+data, never part of a version, and is skipped silently where the dataset is read-only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from curate import signal as F
+from curate.media import read_audio, read_image
+
+FEATURE_RATE = 16000
+EMBEDDING_VERSION = 1
+METRICS_VERSION = 1
+AUDIO_METRICS = ("duration_s", "rms_dbfs", "peak_dbfs", "clipped_fraction", "snr_db", "leading_silence_s",
+                 "trailing_silence_s", "spectral_centroid_hz", "spectral_rolloff_hz")
+IMAGE_METRICS = ("width", "height", "brightness", "contrast", "sharpness", "colourfulness", "noise_sigma")
+
+
+# -- audio ---------------------------------------------------------------------------------------------------
+def _mono_16k(path: Path) -> np.ndarray:
+    audio, _ = read_audio(path, sample_rate=FEATURE_RATE, mono=True)
+    return audio
+
+
+def _log_mel(audio: np.ndarray, bands: int = 32) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=audio, sr=FEATURE_RATE, n_fft=512, hop_length=160, n_mels=bands,
+                                         fmin=50, fmax=7600, power=2.0)
+    return np.log(mel + 1e-8)
+
+
+def audio_embedding(path: Path) -> np.ndarray:
+    audio = _mono_16k(path)
+    start, end = F.trim_bounds(audio, FEATURE_RATE, top_db=35)
+    voiced = audio[start:end] if end - start >= 1600 else audio
+    if len(voiced) < 512:
+        voiced = np.pad(voiced, (0, 512 - len(voiced)))
+    logmel = _log_mel(voiced)
+    centred = logmel - logmel.mean(axis=1, keepdims=True)
+    segments = np.array_split(centred, 5, axis=1)
+    means = [s.mean(axis=1) if s.shape[1] else np.zeros(centred.shape[0]) for s in segments]
+    return np.concatenate([*means, logmel.std(axis=1)]).astype(np.float32)
+
+
+def audio_metrics(path: Path) -> dict[str, float]:
+    audio = _mono_16k(path)
+    n = len(audio)
+    power = F.power(audio)
+    mask, frame, powers = F.active_mask(audio, FEATURE_RATE)
+    active = np.flatnonzero(mask)
+    speech = float(powers[mask].mean()) if mask.any() else 0.0
+    quiet = powers[~mask]
+    noise = float(np.percentile(quiet, 50)) if len(quiet) else float(np.percentile(powers, 10))
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(n, 1 / FEATURE_RATE)
+    total = spectrum.sum()
+    cumulative = np.cumsum(spectrum)
+    return {
+        "duration_s": n / FEATURE_RATE,
+        "rms_dbfs": F.power_to_db(power) if power > 0 else -120.0,
+        "peak_dbfs": 20 * np.log10(max(float(np.abs(audio).max()), 1e-6)),
+        "clipped_fraction": float(np.mean(np.abs(audio) >= 0.999)),
+        # energy SNR estimate: voiced frames vs the median of the other frames (capped at 80 dB when no noise floor)
+        "snr_db": min(80.0, F.power_to_db(speech / noise)) if speech > 0 and noise > 0 else 80.0,
+        "leading_silence_s": float(active[0] * frame / FEATURE_RATE) if len(active) else n / FEATURE_RATE,
+        "trailing_silence_s": float(max(0, n - (active[-1] + 1) * frame) / FEATURE_RATE) if len(active) else 0.0,
+        "spectral_centroid_hz": float((freqs * spectrum).sum() / total) if total > 0 else 0.0,
+        "spectral_rolloff_hz": float(freqs[np.searchsorted(cumulative, 0.85 * total)]) if total > 0 else 0.0,
+    }
+
+
+# -- images --------------------------------------------------------------------------------------------------
+def _image(path: Path) -> np.ndarray:
+    return read_image(path, mode="RGB")
+
+
+def image_embedding(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    rgb = Image.fromarray(_image(path))
+    thumb = np.asarray(rgb.resize((12, 12), Image.Resampling.BOX), dtype=np.float32).reshape(-1) / 255.0
+    gray = np.asarray(rgb.convert("L").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    gy, gx = np.gradient(gray)
+    magnitude = np.hypot(gx, gy)
+    orientation = ((np.arctan2(gy, gx) % np.pi) / np.pi * 8).astype(int) % 8
+    hist = np.zeros((4, 4, 8), np.float32)
+    cells = np.arange(64) // 16
+    np.add.at(hist, (cells[:, None].repeat(64, 1), cells[None, :].repeat(64, 0), orientation), magnitude)
+    hist /= max(float(hist.sum()), 1e-6)
+    return np.concatenate([thumb, hist.reshape(-1)]).astype(np.float32)
+
+
+def image_metrics(path: Path) -> dict[str, float]:
+    rgb = _image(path).astype(np.float32)
+    gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    lap = gray[1:-1, 1:-1] * 4 - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
+    rg, yb = rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    # noise: median absolute deviation of the Laplacian (robust to edges), as a Gaussian sigma in grey levels
+    noise = float(np.median(np.abs(lap - np.median(lap)))) * 1.4826 / np.sqrt(20.0) if lap.size else 0.0
+    return {
+        "width": float(rgb.shape[1]),
+        "height": float(rgb.shape[0]),
+        "brightness": float(gray.mean()),
+        "contrast": float(gray.std()),
+        "sharpness": float(lap.var()) if lap.size else 0.0,
+        "colourfulness": float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())),
+        "noise_sigma": noise,
+    }
+
+
+# -- batching and cache ----------------------------------------------------------------------------------------
+def _cache_dir(version, kind: str) -> Path | None:
+    root = version.dataset.path / "cache" / "features" / kind
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root if os.access(root, os.W_OK) else None
+
+
+def _cached(version, kind: str, compute: Callable[[Path], object], ids: Sequence[str] | None,
+            encode: Callable, decode: Callable, progress=None) -> dict[str, object]:
+    frame = version.manifest
+    if ids is not None:
+        frame = frame.set_index("id").loc[list(ids)].reset_index()
+    cache = _cache_dir(version, kind)
+    results: dict[str, object] = {}
+    rows = list(zip(frame["id"], frame["object"], frame["ext"], frame["media"]))
+    for item_id, digest, ext, media in (progress(rows, f"features {kind}") if progress else rows):
+        target = cache / digest[:2] / f"{digest}.{'npy' if kind.startswith('embedding') else 'json'}" if cache \
+            else None
+        if target is not None and target.is_file():
+            try:
+                results[item_id] = decode(target)
+                continue
+            except (OSError, ValueError):
+                pass  # a damaged cache entry is recomputed
+        value = compute(media, version.dataset.object_path(digest, ext))
+        results[item_id] = value
+        if target is not None:
+            target.parent.mkdir(exist_ok=True)
+            temp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}")
+            try:
+                encode(temp, value)
+                os.replace(temp, target)
+            except OSError:
+                temp.unlink(missing_ok=True)
+    return results
+
+
+def _save_npy(path: Path, value: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, value)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def embeddings(version, ids: Sequence[str] | None = None, progress=None) -> tuple[list[str], np.ndarray]:
+    """(ids, matrix) of cheap embeddings for a version's items (all of one media kind)."""
+    media = set(version.manifest["media"] if ids is None else version.manifest.set_index("id").loc[list(ids)]["media"])
+    if len(media) > 1:
+        from curate.exceptions import BadInput
+
+        raise BadInput(f"{version.ref}: embeddings need one media kind, found {', '.join(sorted(media))}")
+    kind = media.pop() if media else "audio"
+    compute = (lambda m, p: audio_embedding(p)) if kind == "audio" else (lambda m, p: image_embedding(p))
+    values = _cached(version, f"embedding-{kind}-v{EMBEDDING_VERSION}", compute, ids, _save_npy, _load_npy, progress)
+    order = list(values)
+    return order, np.stack([values[i] for i in order]) if order else np.zeros((0, 0), np.float32)
+
+
+def metrics(version, ids: Sequence[str] | None = None, progress=None):
+    """Input metrics per item as a DataFrame indexed by id (audio and image metrics; NaN where not applicable)."""
+    import pandas as pd
+
+    def compute(media, path):
+        return audio_metrics(path) if media == "audio" else image_metrics(path)
+
+    values = _cached(version, f"metrics-v{METRICS_VERSION}", compute, ids,
+                     lambda p, v: p.write_text(json.dumps(v)), lambda p: json.loads(p.read_text()), progress)
+    return pd.DataFrame.from_dict(values, orient="index")
