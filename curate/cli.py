@@ -176,6 +176,8 @@ def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
 
 
 def main(argv: list[str] | None = None) -> int:
+    import curate.cli_analysis  # noqa: F401  (registers baseline, errors, audit)
+
     return run_app(app, "curate", argv)
 
 

@@ -5,8 +5,9 @@
     python sample_media/build.py            # needs numpy, soundfile, soxr, pillow (installed with rubbersheet)
 
 What it writes (see NOTICE for sources and licences):
-  speech/      spoken digits as 16 kHz mono 16-bit WAV: 10 voices x 10 digits, plus 6 clips per voice recorded
-               "in noise" (a real noise bed mixed at a known SNR, measured over the speech-active part of the clip)
+  speech/      spoken digits as 16 kHz mono 16-bit WAV, silence trimmed to 0.1 s: 10 voices x 10 digits, plus 15
+               clips per voice recorded "in noise" (a real noise bed mixed at a known SNR, measured over the
+               speech-active part of the clip)
   noise/       real ambient recordings (cafe/car/people), copied byte for byte at their native rate and channel count
   inspection/  128x128 RGB patches from real photos; half carry a drawn scratch or discoloration (label defect)
   ocr/         32x32 grayscale glyphs I l 1 O 0 in 9 font families x 2 weights (I and l identical in 3 fonts)
@@ -98,6 +99,15 @@ def synthesize(engine: str, voice: str | None, digit: int, tmp: Path) -> np.ndar
     return to_rate(x, sr)
 
 
+def trim(x: np.ndarray, rate: int = RATE, top_db: float = 40.0, margin_s: float = 0.1) -> np.ndarray:
+    """Cut leading/trailing silence (10 ms frames more than top_db below the loudest), keeping a margin."""
+    hop = rate // 100
+    power = (np.lib.stride_tricks.sliding_window_view(x, hop)[::hop] ** 2).mean(axis=1)
+    active = np.flatnonzero(power >= power.max() * 10 ** (-top_db / 10))
+    margin = int(margin_s * rate)
+    return x[max(0, active[0] * hop - margin): min(len(x), (active[-1] + 1) * hop + margin)]
+
+
 def active_power(x: np.ndarray, rate: int = RATE) -> float:
     """Mean power over 20 ms frames within 30 dB of the loudest frame (the speech, not the pauses)."""
     hop = rate // 50
@@ -115,17 +125,17 @@ def build_speech(rng: np.random.Generator) -> None:
         for v_index, (voice, (engine, engine_voice, split)) in enumerate(VOICES.items()):
             (out / voice).mkdir(parents=True)
             band = ["low_bandwidth"] if engine == "asterisk" or engine_voice == "kal" else []
-            kind = ["human"] if engine == "asterisk" else ["tts"]
+            speaker = "human" if engine == "asterisk" else "tts"
             for d in range(10):
-                x = synthesize(engine, engine_voice, d, Path(tmp))
+                x = trim(synthesize(engine, engine_voice, d, Path(tmp)))
                 x = x / max(1.0, np.abs(x).max() / 0.99)
                 sf.write(out / voice / f"{DIGITS[d]}.wav", x, RATE, subtype="PCM_16")
                 rows.append(dict(path=f"{voice}/{DIGITS[d]}.wav", label=DIGITS[d], group=voice, split=split,
-                                 tags=";".join(kind + band + ["clean"]), voice=voice, engine=engine,
+                                 tags=";".join(band + ["clean"]), voice=voice, engine=engine, speaker=speaker,
                                  snr_db="", noise_file=""))
-                # two digits per noise type and voice, rotating so every digit gets every noise somewhere
+                # five digits per noise type and voice, rotating so every digit gets every noise somewhere
                 for n_index, tag in enumerate(NOISE_BEDS):
-                    if (d - v_index - 3 * n_index) % 10 not in (0, 1):
+                    if (d - v_index - 3 * n_index) % 10 >= 5:
                         continue
                     bed_index = int(rng.integers(len(beds[tag])))
                     bed = beds[tag][bed_index]
@@ -138,9 +148,9 @@ def build_speech(rng: np.random.Generator) -> None:
                     name = f"{voice}/{DIGITS[d]}_{tag}.wav"
                     sf.write(out / name, mix, RATE, subtype="PCM_16")
                     rows.append(dict(path=name, label=DIGITS[d], group=voice, split=split,
-                                     tags=";".join(kind + band + [f"{tag}_noise"]), voice=voice, engine=engine,
-                                     snr_db=snr_db, noise_file=NOISE_BEDS[tag][bed_index]))
-    header = ["path", "label", "tags", "split", "group", "voice", "engine", "snr_db", "noise_file"]
+                                     tags=";".join(band + [f"{tag}_noise"]), voice=voice, engine=engine,
+                                     speaker=speaker, snr_db=snr_db, noise_file=NOISE_BEDS[tag][bed_index]))
+    header = ["path", "label", "tags", "split", "group", "voice", "engine", "speaker", "snr_db", "noise_file"]
     write_csv(out / "labels.csv", header, rows)
 
 

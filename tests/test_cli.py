@@ -147,7 +147,7 @@ def test_diff_after_relabelling_and_adding(tmp_path, curate_cli):
 def test_show_and_versions(speech_dataset, curate_cli):
     shown = curate_cli("show", f"{speech_dataset}@v0001")
     assert shown.code == 0
-    assert "items 160" in shown.out and "cafe_noise" in shown.out and "low_bandwidth" in shown.out
+    assert "items 250" in shown.out and "cafe_noise" in shown.out and "low_bandwidth" in shown.out
     listed = curate_cli("versions", speech_dataset)
     assert listed.code == 0 and "v0001*" in listed.out
 

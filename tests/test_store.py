@@ -61,8 +61,8 @@ def test_version_json_records_what_the_design_asks_for(speech_dataset):
                 "package_version", "command", "gate"):
         assert key in info
     assert info["version"] == "v0001" and info["parent"] is None
-    assert info["counts"]["items"] == 160 and info["counts"]["split"] == {"dev": 32, "test": 32, "train": 96}
-    assert info["counts"]["tag"]["cafe_noise"] == 20 and info["counts"]["origin"] == {"real": 160}
+    assert info["counts"]["items"] == 250 and info["counts"]["split"] == {"dev": 50, "test": 50, "train": 150}
+    assert info["counts"]["tag"]["cafe_noise"] == 50 and info["counts"]["origin"] == {"real": 250}
 
 
 def test_media_path_points_at_the_original_bytes(speech_dataset):
@@ -109,7 +109,7 @@ def test_commit_stores_new_media_by_content_hash(speech_copy):
     assert v2.media_path("aug/car1").read_bytes() == data
     row = v2.manifest.set_index("id").loc["aug/car1"]
     assert json.loads(row["transform"]) == [{"applied": True, "params": {"a": 1}, "transform": "X"}]
-    assert v2.info["counts"]["origin"] == {"augmented": 1, "real": 160}
+    assert v2.info["counts"]["origin"] == {"augmented": 1, "real": 250}
 
 
 def test_commit_killed_mid_write_leaves_no_version_and_no_temp_dir(speech_copy, monkeypatch):
@@ -159,7 +159,7 @@ def test_a_second_writer_gets_a_clear_error(speech_copy):
 def test_verify_names_a_corrupted_object_and_a_tampered_manifest(speech_copy):
     ds = curate.open(speech_copy)
     problems, figures = verify(ds)
-    assert problems == [] and figures == {"versions": 1, "objects_checked": 160, "objects_unreferenced": 0}
+    assert problems == [] and figures == {"versions": 1, "objects_checked": 250, "objects_unreferenced": 0}
     target = ds.load().media_path("espeak_us/three.wav")
     data = bytearray(target.read_bytes())
     data[200] ^= 0x01

@@ -1,0 +1,134 @@
+"""`curate baseline`, `curate errors`, `curate audit`: what the model gets wrong, where, and what to fix first."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from curate.cli import _console, app
+from curate.console import progress
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+@app.command()
+def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
+             model: str = typer.Option("logreg", "--model", help="logreg or knn."),
+             out: Optional[Path] = typer.Option(None, "--out", help="Predictions CSV (default: "
+                                                "baseline-<dataset>-<version>.csv here)."),
+             seed: int = typer.Option(0, "--seed", help="Seed for folds and the model.")) -> None:
+    """Quick out-of-sample baseline from cheap features; writes predictions for `curate errors`."""
+    from curate.baseline import run_baseline, summary
+    from curate.store import load_ref
+
+    version = load_ref(ref)
+    predictions = run_baseline(version, model=model, seed=seed, progress=progress)
+    target = out or Path(f"baseline-{version.dataset.name}-{version.name}.csv")
+    predictions.to_csv(target, index=False)
+    figures = summary(predictions)
+    splits = ", ".join(f"{k} {_pct(v)}" for k, v in figures["per_split"].items())
+    print(f"{version.ref}: {model} baseline ({figures['scheme']}): accuracy {_pct(figures['accuracy'])} on "
+          f"{figures['n']} out-of-sample items ({splits}); predictions written to {target}")
+
+
+@app.command()
+def errors(predictions: Path = typer.Argument(..., help="CSV with id,label,prediction[,tags][,human_label][,p_*]."),
+           dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset reference to take tags from."),
+           hlp: Optional[Path] = typer.Option(None, "--hlp", help="Human-level performance per tag (CSV tag,hlp "
+                                              "or YAML)."),
+           importance: Optional[Path] = typer.Option(None, "--importance", help="Weight per tag (CSV tag,importance "
+                                                     "or YAML; default 1)."),
+           json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON (what recipes "
+                                                   "read)."),
+           top: int = typer.Option(0, "--top", min=0, help="Show only the top N tags (0: all).")) -> None:
+    """Error analysis by tag: accuracy, HLP, gap, share of errors, potential gain, ranked; per-class metrics."""
+    from rich.table import Table
+
+    from curate.errors import analyse, attach_tags, read_predictions, read_tag_values
+    from curate.store import load_ref
+
+    frame = read_predictions(predictions)
+    version = load_ref(dataset) if dataset else None
+    tags = attach_tags(frame, version, str(predictions))
+    report = analyse(frame, tags, read_tag_values(hlp, "hlp") if hlp else None,
+                     read_tag_values(importance, "importance") if importance else None, source=str(predictions))
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+    console = _console()
+    o = report["overall"]
+    console.print(f"{o['n']} items: accuracy {_pct(o['accuracy'])}, {o['errors']} errors, macro F1 "
+                  f"{_pct(o['macro_f1'])}, weighted F1 {_pct(o['weighted_f1'])}")
+    table = Table(title="by tag, ranked by potential gain = gap to HLP x share of data x importance",
+                  title_justify="left")
+    for column in ("rank", "tag", "n", "share", "accuracy", "HLP", "gap", "share of errors", "gain (pts)"):
+        table.add_column(column, justify="left" if column == "tag" else "right")
+    rows = report["tags"] if top == 0 else report["tags"][:top]
+    for r in rows:
+        hlp_text = _pct(r["hlp"]) + ("*" if r["hlp_source"] == "assumed" else "")
+        table.add_row(str(r["rank"] or "-"), r["tag"], str(r["n"]), _pct(r["share_of_data"]), _pct(r["accuracy"]),
+                      hlp_text, _pct(r["gap_to_hlp"]), _pct(r["share_of_errors"]), f"{100 * r['potential_gain']:.2f}")
+    if any(r["hlp_source"] == "assumed" for r in rows):
+        table.caption = "* no HLP given: 100 % assumed"
+    console.print(table)
+    classes = Table(title="per class", title_justify="left")
+    for column in ("label", "precision", "recall", "F1", "support"):
+        classes.add_column(column, justify="left" if column == "label" else "right")
+    for r in report["per_class"]:
+        classes.add_row(r["label"], _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), str(r["support"]))
+    for name, avg in report["averages"].items():
+        classes.add_row(f"({name} avg)", _pct(avg["precision"]), _pct(avg["recall"]), _pct(avg["f1"]), "")
+    console.print(classes)
+    if json_out:
+        print(f"analysis written to {json_out}")
+
+
+@app.command()
+def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,prediction[,...]."),
+          by: str = typer.Option(..., "--by", help="Column(s) to slice by, comma-separated (prediction columns or "
+                                 "dataset metadata; 'tags' splits per tag)."),
+          dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset reference for metadata columns."),
+          min_size: int = typer.Option(10, "--min-size", min=1, help="Slices smaller than this are not flagged."),
+          json_out: Optional[Path] = typer.Option(None, "--json", help="Write the audit as JSON.")) -> None:
+    """Accuracy per slice with Wilson 95 % intervals; flags slices significantly below overall accuracy."""
+    from rich.table import Table
+
+    from curate.errors import attach_tags, audit as run_audit, read_predictions
+    from curate.exceptions import BadInput
+    from curate.store import load_ref
+
+    frame = read_predictions(predictions)
+    columns = [c.strip() for c in by.split(",") if c.strip()]
+    version = load_ref(dataset) if dataset else None
+    if version is not None:
+        meta = version.manifest.set_index("id")
+        missing = [i for i in frame["id"] if i not in meta.index]
+        if missing:
+            raise BadInput(f"{predictions}: id {missing[0]!r} is not in {version.ref} ({len(missing)} not found)")
+        for column in columns:
+            if column not in frame.columns and column in meta.columns:
+                frame[column] = [meta.at[i, column] for i in frame["id"]]
+    for column in columns:
+        if column not in frame.columns:
+            where = f" or {version.ref}" if version is not None else " (pass --dataset for metadata columns)"
+            raise BadInput(f"--by: column {column!r} is not in {predictions}{where}")
+    if "tags" in columns:
+        frame["tags"] = attach_tags(frame, version, str(predictions))
+    report = run_audit(frame, columns, min_size=min_size)
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    o = report["overall"]
+    table = Table(title=f"accuracy by {', '.join(columns)} (overall {_pct(o['accuracy'])}, n={o['n']})",
+                  title_justify="left")
+    for column in (*columns, "n", "accuracy", "95% interval", "flag"):
+        table.add_column(column, justify="right" if column in ("n", "accuracy") else "left")
+    for s in report["slices"]:
+        flag = "BELOW" if s["flagged"] else ("small" if s["small"] else "")
+        table.add_row(*[str(s["slice"][c]) for c in columns], str(s["n"]), _pct(s["accuracy"]),
+                      f"{_pct(s['ci_low'])} - {_pct(s['ci_high'])}", flag)
+    _console().print(table)
+    flagged = sum(s["flagged"] for s in report["slices"])
+    print(f"{flagged} slice(s) significantly below overall accuracy")
