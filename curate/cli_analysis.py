@@ -103,6 +103,8 @@ def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,predic
     frame = read_predictions(predictions)
     columns = [c.strip() for c in by.split(",") if c.strip()]
     version = load_ref(dataset) if dataset else None
+    if "tags" in columns:
+        frame["tags"] = attach_tags(frame, version, str(predictions))
     if version is not None:
         meta = version.manifest.set_index("id")
         missing = [i for i in frame["id"] if i not in meta.index]
@@ -115,8 +117,6 @@ def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,predic
         if column not in frame.columns:
             where = f" or {version.ref}" if version is not None else " (pass --dataset for metadata columns)"
             raise BadInput(f"--by: column {column!r} is not in {predictions}{where}")
-    if "tags" in columns:
-        frame["tags"] = attach_tags(frame, version, str(predictions))
     report = run_audit(frame, columns, min_size=min_size)
     if json_out:
         json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
