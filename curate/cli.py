@@ -177,6 +177,7 @@ def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
 
 def main(argv: list[str] | None = None) -> int:
     import curate.cli_analysis  # noqa: F401  (registers baseline, errors, audit)
+    import curate.cli_checks  # noqa: F401  (registers check, split)
 
     return run_app(app, "curate", argv)
 

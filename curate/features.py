@@ -108,6 +108,17 @@ def image_embedding(path: Path) -> np.ndarray:
     return np.concatenate([thumb, hist.reshape(-1)]).astype(np.float32)
 
 
+def image_hash(path: Path) -> np.ndarray:
+    """256-bit difference hash (dHash on a 17x16 grayscale thumbnail) as 4 uint64: near-identical images differ in
+    few bits. (The common 64-bit dHash cannot tell simple shapes such as glyphs apart.)"""
+    from PIL import Image
+
+    gray = Image.fromarray(_image(path)).convert("L").resize((17, 16), Image.Resampling.BOX)
+    pixels = np.asarray(gray, dtype=np.int16)
+    bits = (pixels[:, 1:] > pixels[:, :-1]).reshape(-1)
+    return np.packbits(bits).view(">u8").astype(np.uint64)
+
+
 def image_metrics(path: Path) -> dict[str, float]:
     rgb = _image(path).astype(np.float32)
     gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -145,8 +156,8 @@ def _cached(version, kind: str, compute: Callable[[Path], object], ids: Sequence
     results: dict[str, object] = {}
     rows = list(zip(frame["id"], frame["object"], frame["ext"], frame["media"]))
     for item_id, digest, ext, media in (progress(rows, f"features {kind}") if progress else rows):
-        target = cache / digest[:2] / f"{digest}.{'npy' if kind.startswith('embedding') else 'json'}" if cache \
-            else None
+        suffix = "json" if kind.startswith("metrics") else "npy"
+        target = cache / digest[:2] / f"{digest}.{suffix}" if cache else None
         if target is not None and target.is_file():
             try:
                 results[item_id] = decode(target)
@@ -187,6 +198,13 @@ def embeddings(version, ids: Sequence[str] | None = None, progress=None) -> tupl
     values = _cached(version, f"embedding-{kind}-v{EMBEDDING_VERSION}", compute, ids, _save_npy, _load_npy, progress)
     order = list(values)
     return order, np.stack([values[i] for i in order]) if order else np.zeros((0, 0), np.float32)
+
+
+def perceptual_hashes(version, ids: Sequence[str] | None = None, progress=None) -> tuple[list[str], np.ndarray]:
+    """(ids, (n, 4) uint64 array: the 256-bit dHash of each image item)."""
+    values = _cached(version, "dhash256-v1", lambda m, p: image_hash(p), ids, _save_npy, _load_npy, progress)
+    order = list(values)
+    return order, np.stack([values[i] for i in order]) if order else np.zeros((0, 4), np.uint64)
 
 
 def metrics(version, ids: Sequence[str] | None = None, progress=None):

@@ -1,0 +1,58 @@
+"""Leakage: nothing seen in training may reappear in dev/test.
+
+Errors: the same object, or a near-duplicate (same thresholds as the consistency check), in train and in dev/test;
+augmented items outside train; a group (speaker, source item and its copies) spanning several splits.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from curate.checks import Finding
+from curate.checks.similarity import near_duplicate_pairs
+
+CHECK = "leakage"
+
+
+def check(candidate, parent, config) -> list[Finding]:
+    frame = candidate.manifest
+    split = dict(zip(frame["id"], frame["split"]))
+    findings = []
+    splits_by_object: dict[str, set] = defaultdict(set)
+    items_by_object: dict[str, list] = defaultdict(list)
+    for item, obj, s in zip(frame["id"], frame["object"], frame["split"]):
+        if s is not None:
+            splits_by_object[obj].add(s)
+            items_by_object[obj].append({"id": item, "split": s})
+    shared = [items_by_object[o] for o, s in splits_by_object.items() if "train" in s and len(s) > 1]
+    if shared:
+        findings.append(Finding(CHECK, "error", f"{len(shared)} identical input(s) in train and in dev/test",
+                                items=shared[: config.max_items], figures={"objects": len(shared)}))
+    if config.near_duplicates and any(s is not None for s in split.values()):  # no splits: nothing can leak
+        pairs = [(a, b, score) for a, b, score in near_duplicate_pairs(candidate, config.image_hamming_radius,
+                                                                        config.audio_cosine)
+                 if split[a] and split[b] and split[a] != split[b] and "train" in (split[a], split[b])]
+        if pairs:
+            findings.append(Finding(CHECK, "error", f"{len(pairs)} near-duplicate pair(s) across train and dev/test",
+                                    items=[{"a": a, "b": b, "splits": [split[a], split[b]], "score": s}
+                                           for a, b, s in pairs[: config.max_items]],
+                                    figures={"pairs": len(pairs)}))
+    has_splits = any(s is not None for s in split.values())
+    outside = [{"id": i, "split": s} for i, s, o in zip(frame["id"], frame["split"], frame["origin"])
+               if o == "augmented" and s != "train" and has_splits]
+    if outside:
+        findings.append(Finding(CHECK, "error", f"{len(outside)} augmented item(s) outside train: augmented data "
+                                "is for training only", items=outside[: config.max_items],
+                                figures={"items": len(outside)}))
+    splits_by_group: dict[str, set] = defaultdict(set)
+    for group, s in zip(frame["group"], frame["split"]):
+        if s is not None:
+            splits_by_group[group].add(s)
+    spanning = {g: sorted(s) for g, s in splits_by_group.items() if len(s) > 1}
+    if spanning:
+        findings.append(Finding(CHECK, "error", f"{len(spanning)} group(s) span several splits (e.g. "
+                                f"{next(iter(spanning))!r}: {', '.join(next(iter(spanning.values())))})",
+                                items=[{"group": g, "splits": s} for g, s in list(spanning.items())[: config.max_items]],
+                                figures={"groups": len(spanning)}))
+    if not findings:
+        findings.append(Finding(CHECK, "info", "no leakage between splits", figures={"items": len(frame)}))
+    return findings

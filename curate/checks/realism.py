@@ -1,0 +1,139 @@
+"""Realism: do the augmented items look (and sound) like real data of the condition they are meant to cover?
+
+Augmented items are compared with REAL items of the same target tag (the recipe's targets, or failing that the
+tags they carry), falling back to all real items when fewer than `min_reference` real items have that tag:
+  (a) envelope: input metrics (curate.features) outside the real items' robust range, item by item;
+  (b) two-sample test: cross-validated AUC of a classifier telling augmented from real on those metrics
+      (0.5 = indistinguishable; above `auc_warn` is a warning);
+  (c) label kept: augmented items whose nearest real neighbours (embedding) mostly carry another label, compared
+      with the same rate for real items (leave one out), so a hard task is not mistaken for broken data.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from curate.checks import Finding
+from curate.checks.similarity import nearest, standardised_embeddings
+
+CHECK = "realism"
+
+
+def _reference_groups(frame, targets: list[str], min_reference: int) -> dict[str, tuple[list[str], list[str]]]:
+    """{target tag or '(all real)': (augmented ids, real ids)}: each augmented item is compared once."""
+    real_by_tag: dict[str, list[str]] = defaultdict(list)
+    real_all = []
+    for item, origin, tags in zip(frame["id"], frame["origin"], frame["tags"]):
+        if origin == "real":
+            real_all.append(item)
+            for t in tags:
+                real_by_tag[t].append(item)
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for item, origin, tags in zip(frame["id"], frame["origin"], frame["tags"]):
+        if origin != "augmented":
+            continue
+        candidates = [t for t in (targets or []) if t in tags] + [t for t in tags if t not in (targets or [])]
+        key = next((t for t in candidates if len(real_by_tag[t]) >= min_reference), "(all real)")
+        reference = real_by_tag[key] if key != "(all real)" else real_all
+        groups.setdefault(key, ([], reference))[0].append(item)
+    return groups
+
+
+def check(candidate, parent, config) -> list[Finding]:
+    from curate.features import metrics
+
+    frame = candidate.manifest
+    if not (frame["origin"] == "augmented").any():
+        return [Finding(CHECK, "info", "no augmented items to compare with real data")]
+    groups = _reference_groups(frame, list(config.target_tags or []), config.min_reference)
+    table = metrics(candidate).astype(float)
+    findings = []
+    for key, (augmented, reference) in sorted(groups.items()):
+        if len(reference) < 2:
+            findings.append(Finding(CHECK, "warning", f"{key}: fewer than 2 real items to compare with"))
+            continue
+        findings += _envelope(key, table, augmented, reference, config)
+        findings += _two_sample(key, table, augmented, reference, config)
+    findings += _label_kept(candidate, groups, config)
+    return findings
+
+
+def _envelope(key, table, augmented, reference, config) -> list[Finding]:
+    real = table.loc[reference].dropna(axis=1, how="all")
+    low_q, high_q = np.nanpercentile(real.to_numpy(), [1, 99], axis=0)
+    span = np.maximum(high_q - low_q, 1e-9)
+    low, high = low_q - config.envelope_margin * span, high_q + config.envelope_margin * span
+    values = table.loc[augmented, real.columns].to_numpy()
+    outside = (values < low) | (values > high)
+    listed = []
+    for row in np.flatnonzero(outside.any(axis=1)):
+        failing = [{"metric": m, "value": round(float(values[row, c]), 3),
+                    "real_range": [round(float(low[c]), 3), round(float(high[c]), 3)]}
+                   for c, m in enumerate(real.columns) if outside[row, c]]
+        listed.append({"id": augmented[row], "metrics": failing})
+    share = len(listed) / len(augmented)
+    counts = Counter(m["metric"] for item in listed for m in item["metrics"])
+    severity = "warning" if share > config.envelope_max_share else "info"
+    worst = ", ".join(f"{m} x{n}" for m, n in counts.most_common(3)) or "none"
+    return [Finding(CHECK, severity, f"{key}: {len(listed)} of {len(augmented)} augmented item(s) ({share:.0%}) "
+                    f"outside the real range of {len(reference)} real item(s) (metrics: {worst})",
+                    items=listed[: config.max_items],
+                    figures={"target": key, "outside_share": share, "metrics_failing": dict(counts),
+                             "augmented": len(augmented), "reference": len(reference)})]
+
+
+def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
+    if min(len(augmented), len(reference)) < 5:
+        return [Finding(CHECK, "info", f"{key}: too few items for a two-sample test (need 5 of each)")]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = table.loc[augmented + reference].dropna(axis=1, how="any").to_numpy()
+    target = np.r_[np.ones(len(augmented)), np.zeros(len(reference))]
+    folds = StratifiedKFold(n_splits=min(5, len(augmented), len(reference)), shuffle=True, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    scores = cross_val_predict(model, data, target, cv=folds, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(target, scores))
+    severity = "warning" if auc > config.auc_warn else "info"
+    verdict = "easy to tell apart" if auc > config.auc_warn else "hard to tell apart"
+    return [Finding(CHECK, severity, f"{key}: a classifier tells augmented from real with AUC {auc:.2f} ({verdict}; "
+                    f"0.5 = indistinguishable, warning above {config.auc_warn})",
+                    figures={"target": key, "auc": auc, "augmented": len(augmented), "reference": len(reference)})]
+
+
+def _label_kept(candidate, groups, config) -> list[Finding]:
+    frame = candidate.manifest
+    real_ids = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
+    augmented_ids = [i for ids, _ in groups.values() for i in ids]
+    if len(real_ids) <= config.neighbours or not augmented_ids:
+        return []
+    ids, unit = standardised_embeddings(candidate)
+    position = {i: n for n, i in enumerate(ids)}
+    labels = dict(zip(frame["id"], frame["label"]))
+    real_rows = np.array([position[i] for i in real_ids])
+    real_labels = np.array([labels[i] for i in real_ids], dtype=object)
+    k = config.neighbours
+
+    def majority_agrees(neighbours, own):
+        votes = real_labels[neighbours]
+        return np.array([Counter(v).most_common(1)[0][0] == o for v, o in zip(votes, own)])
+
+    real_rate = float(majority_agrees(nearest(unit[real_rows], unit[real_rows], k, exclude_self=True),
+                                      real_labels).mean())
+    aug_rows = np.array([position[i] for i in augmented_ids])
+    aug_labels = np.array([labels[i] for i in augmented_ids], dtype=object)
+    neighbours = nearest(unit[aug_rows], unit[real_rows], k)
+    agrees = majority_agrees(neighbours, aug_labels)
+    aug_rate = float(agrees.mean())
+    lost = [{"id": augmented_ids[r], "label": aug_labels[r],
+             "neighbour_labels": dict(Counter(real_labels[neighbours[r]]))} for r in np.flatnonzero(~agrees)]
+    drop = real_rate - aug_rate
+    severity = "warning" if drop > config.label_kept_max_drop else "info"
+    return [Finding(CHECK, severity, f"label kept: {aug_rate:.0%} of augmented items have mostly same-label real "
+                    f"neighbours (real items: {real_rate:.0%}; drop {drop:+.0%}, warning above "
+                    f"{config.label_kept_max_drop:.0%})", items=lost[: config.max_items],
+                    figures={"augmented_rate": aug_rate, "real_rate": real_rate, "drop": drop, "k": k})]
