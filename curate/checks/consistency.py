@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from curate.checks import Finding
-from curate.checks.similarity import near_duplicate_pairs
+from curate.checks.similarity import codes, near_duplicates
 
 CHECK = "consistency"
 FILLERS = ("um", "uh", "er", "erm", "ah", "hmm", "mm", "uhm")
@@ -63,16 +63,23 @@ def _exact_duplicates(frame, config) -> list[Finding]:
 
 
 def _near_duplicates(view, config) -> list[Finding]:
-    pairs = near_duplicate_pairs(view, config.image_hamming_radius, config.audio_cosine)
-    labels = dict(zip(view.manifest["id"], view.manifest["label"]))
-    conflicting = [{"a": a, "b": b, "labels": [labels[a], labels[b]], "score": s}
-                   for a, b, s in pairs if labels[a] != labels[b]]
-    if not conflicting:
+    ids, i, j, score = near_duplicates(view, config.image_hamming_radius, config.audio_cosine)
+    if not len(i):
         return []
-    return [Finding(CHECK, "warning", f"{len(conflicting)} near-duplicate pair(s) with different labels "
-                    f"(image dHash within {config.image_hamming_radius} of 256 bits, audio cosine >= {config.audio_cosine})",
-                    items=conflicting[: config.max_items], figures={"pairs": len(conflicting),
-                                                                     "near_duplicate_pairs": len(pairs)})]
+    label_codes = codes(view, ids, "label")
+    conflict = label_codes[i] != label_codes[j]
+    if not conflict.any():
+        return []
+    labels = dict(zip(view.manifest["id"], view.manifest["label"]))
+    order = np.argsort(score[conflict] if view.manifest["media"].iloc[0] == "image" else -score[conflict],
+                       kind="stable")[: config.max_items]
+    a, b, s = i[conflict][order], j[conflict][order], score[conflict][order]
+    listed = [{"a": ids[x], "b": ids[y], "labels": [labels[ids[x]], labels[ids[y]]], "score": float(v)}
+              for x, y, v in zip(a, b, s)]
+    return [Finding(CHECK, "warning", f"{int(conflict.sum())} near-duplicate pair(s) with different labels "
+                    f"(image dHash within {config.image_hamming_radius} of 256 bits, audio cosine >= "
+                    f"{config.audio_cosine})", items=listed,
+                    figures={"pairs": int(conflict.sum()), "near_duplicate_pairs": int(len(i))})]
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:

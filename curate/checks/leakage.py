@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from curate.checks import Finding
-from curate.checks.similarity import near_duplicate_pairs
+import numpy as np
+
+from curate.checks.similarity import codes, near_duplicates
 
 CHECK = "leakage"
 
@@ -28,14 +30,18 @@ def check(candidate, parent, config) -> list[Finding]:
         findings.append(Finding(CHECK, "error", f"{len(shared)} identical input(s) in train and in dev/test",
                                 items=shared[: config.max_items], figures={"objects": len(shared)}))
     if config.near_duplicates and any(s is not None for s in split.values()):  # no splits: nothing can leak
-        pairs = [(a, b, score) for a, b, score in near_duplicate_pairs(candidate, config.image_hamming_radius,
-                                                                        config.audio_cosine)
-                 if split[a] and split[b] and split[a] != split[b] and "train" in (split[a], split[b])]
-        if pairs:
-            findings.append(Finding(CHECK, "error", f"{len(pairs)} near-duplicate pair(s) across train and dev/test",
-                                    items=[{"a": a, "b": b, "splits": [split[a], split[b]], "score": s}
-                                           for a, b, s in pairs[: config.max_items]],
-                                    figures={"pairs": len(pairs)}))
+        ids, i, j, score = near_duplicates(candidate, config.image_hamming_radius, config.audio_cosine)
+        split_codes = codes(candidate, ids, "split")
+        train_code = split_codes[ids.index(next(x for x in ids if split[x] == "train"))] \
+            if any(split[x] == "train" for x in ids) else -1
+        assigned = np.array([split[x] is not None for x in ids])
+        across = (split_codes[i] != split_codes[j]) & assigned[i] & assigned[j] & \
+            ((split_codes[i] == train_code) | (split_codes[j] == train_code))
+        if across.any():
+            listed = [{"a": ids[x], "b": ids[y], "splits": [split[ids[x]], split[ids[y]]], "score": float(v)}
+                      for x, y, v in list(zip(i[across], j[across], score[across]))[: config.max_items]]
+            findings.append(Finding(CHECK, "error", f"{int(across.sum())} near-duplicate pair(s) across train and "
+                                    "dev/test", items=listed, figures={"pairs": int(across.sum())}))
     has_splits = any(s is not None for s in split.values())
     outside = [{"id": i, "split": s} for i, s, o in zip(frame["id"], frame["split"], frame["origin"])
                if o == "augmented" and s != "train" and has_splits]

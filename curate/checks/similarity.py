@@ -22,37 +22,57 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norms, 1e-12)
 
 
-def near_duplicate_pairs(view, image_radius: int, audio_cosine: float, progress=None) -> list[tuple[str, str, float]]:
-    """Pairs (id_a, id_b, score) that are near-duplicates but not the same object: images within `image_radius`
-    of 256 bits (score = bits), audio with cosine >= `audio_cosine` (score = cosine). Each pair once, id_a < id_b."""
+def near_duplicates(view, image_radius: int, audio_cosine: float, progress=None):
+    """Near-duplicate pairs that are not the same object, as arrays: (ids, i, j, score) with i < j indexing `ids`.
+    Images: within `image_radius` of 256 bits (score = bits); audio: cosine >= `audio_cosine` (score = cosine).
+    Memoised on the view, so several checks share one computation."""
     from curate.features import embeddings, perceptual_hashes
 
+    key = ("near_duplicates", image_radius, audio_cosine)
+    memo = view.__dict__.setdefault("_similarity_memo", {})
+    if key in memo:
+        return memo[key]
     kind = media_kind(view)
+    empty = np.zeros(0, dtype=np.int64)
     if kind is None:
-        return []
-    objects = dict(zip(view.manifest["id"], view.manifest["object"]))
-    pairs = []
+        return [], empty, empty, np.zeros(0)
     if kind == "image":
-        ids, hashes = perceptual_hashes(view, progress=progress)
-        for start in range(0, len(ids), HASH_BLOCK):
-            block = hashes[start:start + HASH_BLOCK]
-            distance = np.bitwise_count(block[:, None, :] ^ hashes[None, :, :]).sum(axis=2)
-            rows, cols = np.nonzero(distance <= image_radius)
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                a, b = ids[start + r], ids[c]
-                if a < b and objects[a] != objects[b]:
-                    pairs.append((a, b, int(distance[r, c])))
+        ids, values = perceptual_hashes(view, progress=progress)
+        block_size = HASH_BLOCK
+
+        def block_scores(start):
+            block = values[start:start + block_size]
+            distance = np.bitwise_count(block[:, None, :] ^ values[None, :, :]).sum(axis=2)
+            return distance, distance <= image_radius
     else:
         ids, matrix = embeddings(view, progress=progress)
-        unit = _unit_rows(matrix)
-        for start in range(0, len(ids), BLOCK):
-            similarity = unit[start:start + BLOCK] @ unit.T
-            rows, cols = np.nonzero(similarity >= audio_cosine)
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                a, b = ids[start + r], ids[c]
-                if a < b and objects[a] != objects[b]:
-                    pairs.append((a, b, float(similarity[r, c])))
-    return sorted(pairs)
+        values = _unit_rows(matrix)
+        block_size = BLOCK
+
+        def block_scores(start):
+            similarity = values[start:start + block_size] @ values.T
+            return similarity, similarity >= audio_cosine
+    objects = np.unique(np.asarray(view.manifest.set_index("id").loc[ids, "object"], dtype=object),
+                        return_inverse=True)[1]
+    rows_all, cols_all, scores_all = [], [], []
+    for start in range(0, len(ids), block_size):
+        scores, close = block_scores(start)
+        rows, cols = np.nonzero(close)
+        rows = rows + start
+        keep = (rows < cols) & (objects[rows] != objects[cols])
+        rows_all.append(rows[keep])
+        cols_all.append(cols[keep])
+        scores_all.append(scores[rows[keep] - start, cols[keep]])
+    result = (ids, np.concatenate(rows_all) if rows_all else empty, np.concatenate(cols_all) if cols_all else empty,
+              np.concatenate(scores_all) if scores_all else np.zeros(0))
+    memo[key] = result
+    return result
+
+
+def codes(view, ids: list[str], column: str) -> np.ndarray:
+    """Integer codes of a manifest column for `ids` (missing values share one code), for vectorised comparisons."""
+    values = view.manifest.set_index("id").loc[ids, column].astype(object).where(lambda s: s.notna(), "\0none")
+    return np.unique(np.asarray(values, dtype=str), return_inverse=True)[1]
 
 
 def standardised_embeddings(view, progress=None) -> tuple[list[str], np.ndarray]:
