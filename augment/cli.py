@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,6 +25,56 @@ def _print_version(value: bool) -> None:
 def root(version: Optional[bool] = typer.Option(None, "--version", callback=_print_version, is_eager=True,
                                                 help="Print the rubbersheet version and exit.")) -> None:
     """Generate targeted training data: transforms and recipes."""
+
+
+@app.command()
+def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
+        out: Optional[str] = typer.Option(None, "--out", help="Dataset to write to (default: the recipe's output, "
+                                          "else its dataset)."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
+        seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
+        force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced).")) -> None:
+    """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
+    import shlex
+
+    from augment.recipe import load_recipe
+    from augment.runner import run_recipe
+    from curate.cli_checks import print_gate
+    from curate.console import EXIT_FAILED, progress
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    loaded = load_recipe(recipe, seed=seed)
+    result = run_recipe(loaded, output=out, workers=workers, dry_run=dry_run, force=force, progress=progress,
+                        command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
+    for tag, row in result.plan.per_tag.items():
+        budget = row["budget"] or "unlimited"
+        console.print(f"plan {tag}: {row['sources']} source(s) x {row['per_source']} (budget {budget}) -> "
+                      f"{row['planned']} new item(s)", markup=False)
+    if result.plan.skipped_existing:
+        console.print(f"{result.plan.skipped_existing} planned item(s) already in the dataset (same recipe, seed and "
+                      "source): skipped", markup=False)
+    if result.status == "dry-run":
+        console.print(f"dry run: {len(result.plan.tasks)} item(s) would be generated; nothing written")
+        return
+    if result.status == "up-to-date":
+        console.print(f"{result.version.ref}: up to date, nothing new to generate")
+        return
+    print_gate(result.gate, console)
+    if result.evaluation:
+        ev = result.evaluation
+        for key in ev["before"]:
+            before, after = ev["before"][key], ev["after"].get(key)
+            console.print(f"evaluation ({ev['model']}, {ev['split']}) {key}: {before:.1%} -> "
+                          f"{after:.1%} (n={ev['n'].get(key)})", markup=False)
+    if result.status == "rejected":
+        console.print(f"nothing written; the gate's findings are in {result.rejected_dir}", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    version = result.version
+    forced = " (FORCED past a failing gate)" if version.info["gate"]["forced"] else ""
+    console.print(f"{version.ref}: {len(result.plan.tasks)} new item(s), {version.info['counts']['items']} in all"
+                  f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
 
 
 @app.command()

@@ -62,13 +62,14 @@ def interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def progress(items: Sequence[T], description: str) -> Iterable[T]:
-    """A Rich progress bar on a terminal; plain iteration (quiet logs) otherwise."""
-    if not interactive() or len(items) < 2:
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+    """A Rich progress bar on a terminal; plain iteration (quiet logs) otherwise. `total` for iterators."""
+    total = total if total is not None else (len(items) if isinstance(items, Sequence) else None)
+    if not interactive() or (total is not None and total < 2):
         return items
     from rich.progress import track
 
-    return track(items, description=description, transient=True, console=_stderr_console())
+    return track(items, description=description, total=total, transient=True, console=_stderr_console())
 
 
 def _stderr_console():

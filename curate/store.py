@@ -98,6 +98,7 @@ class Dataset:
     def __init__(self, path: Path, meta: dict[str, Any]):
         self.path = path
         self.meta = meta
+        self._lock_depth = 0  # the lock is re-entrant for this object: a runner holds it and commits inside
 
     @property
     def name(self) -> str:
@@ -140,9 +141,27 @@ class Dataset:
     def object_path(self, digest: str, ext: str) -> Path:
         return self.path / "objects" / digest[:2] / f"{digest}.{ext}"
 
+    def put_object(self, content: bytes | os.PathLike, ext: str) -> str:
+        """Store media by content hash (idempotent; never rewrites an existing object); return the hash."""
+        from curate.media import sha256_file
+
+        digest = hashlib.sha256(content).hexdigest() if isinstance(content, (bytes, bytearray, memoryview)) \
+            else sha256_file(Path(content))
+        target = self.object_path(digest, ext)
+        if not target.exists():
+            _write_object(target, content)
+        return digest
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive writer lock (a file created with O_EXCL). A lock left by a dead process on this host is taken over."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         lock_path = self.path / ".lock"
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _utc_now(),
                   "command": shlex.join(sys.argv)}
@@ -162,8 +181,10 @@ class Dataset:
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(holder, f)
+            self._lock_depth = 1
             yield
         finally:
+            self._lock_depth = 0
             lock_path.unlink(missing_ok=True)
 
     def commit(self, manifest, media: Mapping[str, bytes | os.PathLike] | None = None,
@@ -196,24 +217,15 @@ class Dataset:
             return self._write_version(version_name(number), parent, frame, info)
 
     def _store_media(self, frame, media: Mapping[str, bytes | os.PathLike]):
-        from curate.media import sha256_file
-
         objects = list(frame["object"])
         for index, (item_id, ext, kind) in enumerate(zip(frame["id"], frame["ext"], frame["media"])):
             if ext is None or kind is None:
                 raise BadInput(f"manifest item {item_id!r}: 'ext' and 'media' must be set")
             if item_id in media:
-                content = media[item_id]
-                if isinstance(content, (bytes, bytearray, memoryview)):
-                    digest = hashlib.sha256(content).hexdigest()
-                else:
-                    digest = sha256_file(Path(content))
+                digest = self.put_object(media[item_id], ext)
                 if objects[index] is not None and objects[index] != digest:
                     raise BadInput(f"manifest item {item_id!r}: object {objects[index]} does not match the "
                                    f"media given (sha256 {digest})")
-                target = self.object_path(digest, ext)
-                if not target.exists():
-                    _write_object(target, content)
                 objects[index] = digest
             elif objects[index] is None:
                 raise BadInput(f"manifest item {item_id!r}: no media given and no stored object")

@@ -1,0 +1,244 @@
+"""Recipes: YAML that says which weak tags to target, with which transforms, from which sources, how much, and how
+to gate the result. Validated with pydantic; every error names the file, the line and the field:
+
+    recipes/x.yaml:12 pipeline[1].AddBackgroundNoise.snr_db: expected [low, high] with low <= high, got [20, 5]
+
+    name: speech_cafe_noise
+    dataset: sample_media/speech      # a dataset reference, or a media folder with labels.csv (imported first)
+    output: datasets/speech           # default: the dataset itself
+    seed: 7
+    target: {tags: [cafe_noise]}      # or {from_errors: errors.json, top: 2} (budget split by potential gain)
+    pipeline: [{AddBackgroundNoise: {noise: sample_media/noise/cafe, snr_db: [0, 10]}}]
+    # or pipelines: {cafe_noise: [...], car_noise: [...]}   (one per target tag)
+    sources: {where: {split: train, tags_any: [clean]}}
+    per_source: 1                     # copies per source item
+    budget: 60                        # most new items in all
+    add_tags: [augmented]             # tags = source tags - remove_tags + target tag + add_tags
+    remove_tags: [clean]
+    curation: {...}                   # the gate config (curate.checks.gate)
+    evaluate: {baseline: {model: logreg}}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from curate.exceptions import BadInput
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tags: Optional[list[str]] = None
+    from_errors: Optional[str] = None
+    top: int = Field(1, ge=1)
+
+    @field_validator("tags")
+    @classmethod
+    def _non_empty(cls, value):
+        if value is not None and (not value or any(not t or ";" in t for t in value)):
+            raise ValueError("expected a non-empty list of tags (no ';')")
+        return value
+
+    def model_post_init(self, _context: Any) -> None:
+        if (self.tags is None) == (self.from_errors is None):
+            raise ValueError("give either tags or from_errors")
+
+
+class Sources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    where: dict[str, Any] = {}
+
+    @field_validator("where")
+    @classmethod
+    def _train_only(cls, value):
+        split = value.get("split")
+        if split is not None and split != "train" and split != ["train"]:
+            raise ValueError("only train items may be sources (split must be train)")
+        for key in ("tags_any", "tags_none"):
+            if key in value and not isinstance(value[key], list):
+                raise ValueError(f"{key}: expected a list of tags")
+        return value
+
+
+class Evaluate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    baseline: Optional[dict[str, Any]] = None
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    dataset: str
+    output: Optional[str] = None
+    seed: int = Field(0, ge=0)
+    target: Target
+    pipeline: Optional[list[dict[str, Any]]] = None
+    pipelines: Optional[dict[str, list[dict[str, Any]]]] = None
+    sources: Sources = Sources()
+    per_source: int = Field(1, ge=1, le=1000)
+    budget: Optional[int] = Field(None, ge=1)
+    add_tags: list[str] = []
+    remove_tags: list[str] = []       # source tags the new items must not inherit (e.g. clean, once noise is added)
+    curation: dict[str, Any] = {}
+    evaluate: Optional[Union[Evaluate, str]] = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if (self.pipeline is None) == (self.pipelines is None):
+            raise ValueError("give either pipeline (for every target) or pipelines (one per target tag)")
+        if isinstance(self.evaluate, str):
+            if self.evaluate != "baseline":
+                raise ValueError("evaluate: expected 'baseline' or {baseline: {model: ...}}")
+            self.evaluate = Evaluate(baseline={})
+
+
+class LoadedRecipe:
+    """A validated recipe with its source text, its file, and its transforms built (one pipeline per tag)."""
+
+    def __init__(self, recipe: Recipe, text: str, path: Path, pipelines: dict[str, Any], budgets: dict[str, int | None]):
+        self.recipe, self.text, self.path = recipe, text, path
+        self.pipelines, self.budgets = pipelines, budgets
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _line(node, loc: tuple) -> int | None:
+    """1-based line of the YAML node at `loc` (keys and list indices), or of the deepest node found."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line else str(path)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecipe:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: recipe file does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise BadInput(f"{_where(path, mark.line + 1 if mark else None)}: not valid YAML "
+                       f"({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: a recipe is a mapping (name, dataset, target, pipeline, ...)")
+    if seed is not None:
+        data["seed"] = seed
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = error["msg"].removeprefix("Value error, ")
+        field = _dotted(loc) or "recipe"
+        raise BadInput(f"{_where(path, _line(node, loc))} {field}: {message}") from None
+    pipelines = _build_pipelines(recipe, node, path)
+    budgets = _target_budgets(recipe, path, node)
+    for tag in budgets:
+        if tag not in pipelines and "*" not in pipelines:
+            raise BadInput(f"{_where(path, _line(node, ('pipelines',)))} pipelines: no pipeline for target tag {tag!r}")
+    return LoadedRecipe(recipe, text, path, pipelines, budgets)
+
+
+def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
+    from augment.core import Compose, from_dict
+
+    specs = {"*": ("pipeline", recipe.pipeline)} if recipe.pipeline is not None else \
+        {tag: (("pipelines", tag), steps) for tag, steps in recipe.pipelines.items()}
+    built = {}
+    for tag, (base, steps) in specs.items():
+        base = base if isinstance(base, tuple) else (base,)
+        if not steps:
+            raise BadInput(f"{_where(path, _line(node, base))} {_dotted(base)}: a pipeline needs at least one step")
+        transforms = []
+        for index, step in enumerate(steps):
+            loc = (*base, index)
+            try:
+                transforms.append(from_dict(step))
+            except ValueError as exc:
+                name = next(iter(step)) if isinstance(step, dict) and len(step) == 1 else None
+                message = str(exc)
+                if name and message.startswith(f"{name}: "):
+                    message = message[len(name) + 2:]
+                param = message.split(":", 1)[0] if ":" in message else None
+                params = step.get(name) if name else None
+                if isinstance(params, dict) and param in params:
+                    field = f"{_dotted(loc)}.{name}.{param}"
+                    line = _line(node, (*loc, name, param))
+                    message = message.split(":", 1)[1].strip()
+                else:
+                    field = f"{_dotted(loc)}.{name}" if name else _dotted(loc)
+                    line = _line(node, loc)
+                raise BadInput(f"{_where(path, line)} {field}: {message}") from None
+        built[tag] = Compose(transforms, seed=recipe.seed)
+    return built
+
+
+def _target_budgets(recipe: Recipe, path: Path, node) -> dict[str, int | None]:
+    """{tag: budget or None (unlimited)}; from_errors splits the budget in proportion to potential gain."""
+    target = recipe.target
+    if target.tags is not None:
+        tags = target.tags
+        weights = {t: 1.0 for t in tags}
+    else:
+        tags, weights = _tags_from_errors(Path(target.from_errors), target.top, path, node)
+    if recipe.budget is None:
+        return {t: None for t in tags}
+    total = sum(weights.values())
+    shares = {t: recipe.budget * weights[t] / total for t in tags}
+    budgets = {t: int(shares[t]) for t in tags}
+    for t in sorted(tags, key=lambda t: -(shares[t] - budgets[t]))[: recipe.budget - sum(budgets.values())]:
+        budgets[t] += 1  # largest remainders, so the budgets add up exactly
+    return budgets
+
+
+def _tags_from_errors(errors_path: Path, top: int, path: Path, node) -> tuple[list[str], dict[str, float]]:
+    where = f"{_where(path, _line(node, ('target', 'from_errors')))} target.from_errors"
+    if not errors_path.is_file():
+        raise BadInput(f"{where}: {errors_path} does not exist (write it with `curate errors ... --json`)")
+    try:
+        report = json.loads(errors_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BadInput(f"{where}: {errors_path} is not JSON ({exc})") from None
+    if not isinstance(report, dict) or report.get("schema") != "rubbersheet.errors" or \
+            report.get("schema_version") != 1:
+        raise BadInput(f"{where}: {errors_path} is not a `curate errors --json` file (schema rubbersheet.errors, "
+                       "version 1)")
+    ranked = [r for r in report.get("tags", []) if r.get("rank") and r.get("potential_gain", 0) > 0]
+    ranked.sort(key=lambda r: r["rank"])
+    chosen = ranked[:top]
+    if not chosen:
+        raise BadInput(f"{where}: {errors_path} has no tag with a positive potential gain")
+    return [r["tag"] for r in chosen], {r["tag"]: float(r["potential_gain"]) for r in chosen}
