@@ -12,9 +12,10 @@ to gate the result. Validated with pydantic; every error names the file, the lin
     # or pipelines: {cafe_noise: [...], car_noise: [...]}   (one per target tag)
     sources: {where: {split: train, tags_any: [clean]}}
     per_source: 1                     # copies per source item
-    budget: 60                        # most new items in all
+    budget: 60                        # most new items in all (split across targets), or {tag: items}
     add_tags: [augmented]             # tags = source tags - remove_tags + target tag + add_tags
     remove_tags: [clean]
+    set_label: {scratch: defect}      # when the transform changes the class (default: the source's label)
     curation: {...}                   # the gate config (curate.checks.gate)
     evaluate: {baseline: {model: logreg}}
 """
@@ -80,15 +81,21 @@ class Recipe(BaseModel):
     pipelines: Optional[dict[str, list[dict[str, Any]]]] = None
     sources: Sources = Sources()
     per_source: int = Field(1, ge=1, le=1000)
-    budget: Optional[int] = Field(None, ge=1)
+    budget: Optional[Union[int, dict[str, int]]] = None
     add_tags: list[str] = []
     remove_tags: list[str] = []       # source tags the new items must not inherit (e.g. clean, once noise is added)
+    set_label: Optional[Union[str, dict[str, str]]] = None   # new items' label (all, or per target tag)
     curation: dict[str, Any] = {}
     evaluate: Optional[Union[Evaluate, str]] = None
 
     def model_post_init(self, _context: Any) -> None:
         if (self.pipeline is None) == (self.pipelines is None):
             raise ValueError("give either pipeline (for every target) or pipelines (one per target tag)")
+        budgets = self.budget.values() if isinstance(self.budget, dict) else [self.budget]
+        if any(b is not None and (isinstance(b, bool) or b < 1) for b in budgets):
+            raise ValueError("budget: expected a positive number of items, or {tag: number}")
+        if isinstance(self.set_label, str) and not self.set_label.strip():
+            raise ValueError("set_label: expected a non-empty label or {tag: label}")
         if isinstance(self.evaluate, str):
             if self.evaluate != "baseline":
                 raise ValueError("evaluate: expected 'baseline' or {baseline: {model: ...}}")
@@ -216,6 +223,12 @@ def _target_budgets(recipe: Recipe, path: Path, node) -> dict[str, int | None]:
         tags, weights = _tags_from_errors(Path(target.from_errors), target.top, path, node)
     if recipe.budget is None:
         return {t: None for t in tags}
+    if isinstance(recipe.budget, dict):
+        unknown = sorted(set(recipe.budget) - set(tags))
+        if unknown:
+            raise BadInput(f"{_where(path, _line(node, ('budget', unknown[0])))} budget.{unknown[0]}: not a target tag "
+                           f"({', '.join(tags)})")
+        return {t: recipe.budget.get(t) for t in tags}
     total = sum(weights.values())
     shares = {t: recipe.budget * weights[t] / total for t in tags}
     budgets = {t: int(shares[t]) for t in tags}

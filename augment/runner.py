@@ -60,7 +60,8 @@ def select_sources(manifest, where: dict[str, Any]):
     mask &= np.asarray([o in _as_list(origin) for o in manifest["origin"]])
     where.pop("split", None)
     if "label" in where:
-        mask &= np.asarray([l in _as_list(where.pop("label")) for l in manifest["label"]])
+        labels = _as_list(where.pop("label"))
+        mask &= np.asarray([l in labels for l in manifest["label"]])
     if "tags_any" in where:
         wanted = set(where.pop("tags_any"))
         mask &= np.asarray([bool(wanted & set(t)) for t in manifest["tags"]])
@@ -255,7 +256,8 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
         source = by_id.loc[task.source_id].to_dict()
         digest = dataset.put_object(data, ext)
         tags = (set(source["tags"]) - set(recipe.remove_tags)) | {task.tag} | set(recipe.add_tags)
-        rows.append({**source, "id": item_id, "object": digest, "ext": ext, "tags": sorted(tags),
+        label = recipe.set_label.get(task.tag) if isinstance(recipe.set_label, dict) else recipe.set_label
+        rows.append({**source, "id": item_id, "label": label or source["label"], "object": digest, "ext": ext, "tags": sorted(tags),
                      "origin": "augmented", "source_id": task.source_id, "recipe": recipe.name,
                      "transform": json.dumps(record, sort_keys=True, separators=(",", ":")),
                      "split": source["split"] if source["split"] is not None else None})

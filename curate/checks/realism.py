@@ -1,6 +1,6 @@
 """Realism: do the augmented items look (and sound) like real data of the condition they are meant to cover?
 
-Augmented items are compared with REAL items of the same target tag (the recipe's targets, or failing that the
+Augmented items are compared with REAL items of the same target tag (the recipe's targets; without a recipe, the
 tags they carry), falling back to all real items when fewer than `min_reference` real items have that tag:
   (a) envelope: input metrics (curate.features) outside the real items' robust range, item by item;
   (b) two-sample test: cross-validated AUC of a classifier telling augmented from real on those metrics
@@ -33,7 +33,7 @@ def _reference_groups(frame, targets: list[str], min_reference: int) -> dict[str
     for item, origin, tags in zip(frame["id"], frame["origin"], frame["tags"]):
         if origin != "augmented":
             continue
-        candidates = [t for t in (targets or []) if t in tags] + [t for t in tags if t not in (targets or [])]
+        candidates = [t for t in targets if t in tags] if targets else list(tags)
         key = next((t for t in candidates if len(real_by_tag[t]) >= min_reference), "(all real)")
         reference = real_by_tag[key] if key != "(all real)" else real_all
         groups.setdefault(key, ([], reference))[0].append(item)
@@ -44,9 +44,13 @@ def check(candidate, parent, config) -> list[Finding]:
     from curate.features import metrics
 
     frame = candidate.manifest
+    if parent is not None:  # judge only what is new: the parent's augmented items passed their own gate
+        known = set(parent.manifest["id"])
+        frame = frame[~(frame["id"].isin(known) & (frame["origin"] == "augmented"))]
     if not (frame["origin"] == "augmented").any():
-        return [Finding(CHECK, "info", "no augmented items to compare with real data")]
-    groups = _reference_groups(frame, list(config.target_tags or []), config.min_reference)
+        return [Finding(CHECK, "info", "no new augmented items to compare with real data")]
+    targets = list(config.target_tags or candidate.info.get("source", {}).get("targets", {}) or [])
+    groups = _reference_groups(frame, targets, config.min_reference)
     table = metrics(candidate).astype(float)
     findings = []
     for key, (augmented, reference) in sorted(groups.items()):
@@ -55,7 +59,7 @@ def check(candidate, parent, config) -> list[Finding]:
             continue
         findings += _envelope(key, table, augmented, reference, config)
         findings += _two_sample(key, table, augmented, reference, config)
-    findings += _label_kept(candidate, groups, config)
+    findings += _label_kept(candidate, frame, groups, config)
     return findings
 
 
@@ -105,8 +109,7 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
                     figures={"target": key, "auc": auc, "augmented": len(augmented), "reference": len(reference)})]
 
 
-def _label_kept(candidate, groups, config) -> list[Finding]:
-    frame = candidate.manifest
+def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     real_ids = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
     augmented_ids = [i for ids, _ in groups.values() for i in ids]
     if len(real_ids) <= config.neighbours or not augmented_ids:

@@ -143,7 +143,11 @@ def check(candidate, parent, config) -> list[Finding]:
 
 
 def _prevalence_deviation(frame, splits) -> tuple[float, str]:
-    """Max over split x (label or tag) of |share in split - share overall|."""
+    """Max over split x (label or tag) of |share in split - share overall|, over real items (augmented items are
+    train-only by design and would skew every comparison)."""
+    real = (frame["origin"] == "real").to_numpy()
+    frame = frame[real]
+    splits = [s for s, r in zip(splits, real) if r]
     n = len(frame)
     features = [("label", v) for v in sorted(set(frame["label"]))] + \
         [("tag", t) for t in sorted({t for ts in frame["tags"] for t in ts})]
