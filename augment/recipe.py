@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -88,12 +89,17 @@ class Recipe(BaseModel):
     curation: dict[str, Any] = {}
     evaluate: Optional[Union[Evaluate, str]] = None
 
+    @field_validator("budget")
+    @classmethod
+    def _positive_budget(cls, value):
+        budgets = value.values() if isinstance(value, dict) else [value]
+        if any(b is not None and (isinstance(b, bool) or b < 1) for b in budgets):
+            raise ValueError("expected a positive number of items, or {tag: number}")
+        return value
+
     def model_post_init(self, _context: Any) -> None:
         if (self.pipeline is None) == (self.pipelines is None):
             raise ValueError("give either pipeline (for every target) or pipelines (one per target tag)")
-        budgets = self.budget.values() if isinstance(self.budget, dict) else [self.budget]
-        if any(b is not None and (isinstance(b, bool) or b < 1) for b in budgets):
-            raise ValueError("budget: expected a positive number of items, or {tag: number}")
         if isinstance(self.set_label, str) and not self.set_label.strip():
             raise ValueError("set_label: expected a non-empty label or {tag: label}")
         if isinstance(self.evaluate, str):
@@ -200,6 +206,9 @@ def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
                 if name and message.startswith(f"{name}: "):
                     message = message[len(name) + 2:]
                 param = message.split(":", 1)[0] if ":" in message else None
+                unknown = re.match(r"unknown parameter '([^']+)'", message)
+                if unknown:
+                    param, message = unknown.group(1), f"{param}: {message}"
                 params = step.get(name) if name else None
                 if isinstance(params, dict) and param in params:
                     field = f"{_dotted(loc)}.{name}.{param}"
