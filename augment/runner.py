@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import multiprocessing
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -40,6 +42,7 @@ class Task:
     path: str
     media: str
     entropy: tuple[int, ...]
+    store: str = ""  # the dataset the worker writes the new object into
 
 
 @dataclass
@@ -126,9 +129,11 @@ def _init_worker(pipelines: dict[str, Any]) -> None:
     _PIPELINES.update(pipelines)
 
 
-def augment_one(task: Task) -> tuple[str, bytes, str, list[dict]]:
-    """Transform one source item; returns (item id, encoded bytes, extension, record). Runs in a worker."""
+def augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
+    """Transform one source item and store the result; returns (item id, object hash, extension, record).
+    Runs in a worker: content-addressed writes are safe from several processes."""
     from curate.media import read_audio, read_image
+    from curate.store import put_object
 
     pipeline = _PIPELINES.get(task.tag) or _PIPELINES["*"]
     rng = np.random.default_rng(np.random.SeedSequence(list(task.entropy)))
@@ -146,7 +151,11 @@ def augment_one(task: Task) -> tuple[str, bytes, str, list[dict]]:
 
         out, record = pipeline.apply(read_image(task.path), rng=rng, context={"item_id": task.item_id})
         Image.fromarray(out).save(buffer, format="PNG")
-    return task.item_id, buffer.getvalue(), ext, record
+    return task.item_id, put_object(task.store, buffer.getvalue(), ext), ext, record
+
+
+def augment_chunk(tasks: list[Task]) -> list[tuple[str, str, str, list[dict]]]:
+    return [augment_one(t) for t in tasks]
 
 
 class LocalExecutor:
@@ -157,15 +166,22 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = max(1, int(workers or os.cpu_count() or 1))
 
-    def map(self, pipelines: dict[str, Any], tasks: list[Task]) -> Iterator[tuple[str, bytes, str, list[dict]]]:
+    def map(self, pipelines: dict[str, Any], tasks: list[Task]) -> Iterator[tuple[str, str, str, list[dict]]]:
         if self.workers == 1 or len(tasks) <= 1:
             _init_worker(pipelines)
             yield from (augment_one(t) for t in tasks)
             return
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
+        chunks = (tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK))
         with context.Pool(self.workers, initializer=_init_worker, initargs=(pipelines,)) as pool:
-            yield from pool.imap(augment_one, tasks, chunksize=CHUNK)
+            # a bounded window of chunks in flight: results stream out in plan order and memory stays flat
+            pending = deque(pool.apply_async(augment_chunk, (c,)) for c in itertools.islice(chunks, 2 * self.workers))
+            while pending:
+                done = pending.popleft().get()
+                for chunk in itertools.islice(chunks, 1):
+                    pending.append(pool.apply_async(augment_chunk, (chunk,)))
+                yield from done
 
 
 # -- the run -----------------------------------------------------------------------------------------------------
@@ -245,16 +261,17 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
     if dataset.path.resolve() != parent.dataset.path.resolve():  # writing into another dataset: bring the objects
         for digest, ext in zip(parent_rows["object"], parent_rows["ext"]):
             dataset.put_object(parent.dataset.object_path(digest, ext), ext)
-    by_id = parent_rows.set_index("id", drop=False)
-    tasks = {t.item_id: t for t in plan.tasks}
+    by_id = {r["id"]: r for r in parent_rows.to_dict("records")}
+    store = str(dataset.path)
+    work = [replace(t, store=store) for t in plan.tasks]
+    tasks = {t.item_id: t for t in work}
     rows = []
-    results: Iterable = executor.map(loaded.pipelines, plan.tasks)
+    results: Iterable = executor.map(loaded.pipelines, work)
     if progress:
         results = progress(results, f"augment {recipe.name}", total=len(plan.tasks))
-    for item_id, data, ext, record in results:
+    for item_id, digest, ext, record in results:
         task = tasks[item_id]
-        source = by_id.loc[task.source_id].to_dict()
-        digest = dataset.put_object(data, ext)
+        source = by_id[task.source_id]
         tags = (set(source["tags"]) - set(recipe.remove_tags)) | {task.tag} | set(recipe.add_tags)
         label = recipe.set_label.get(task.tag) if isinstance(recipe.set_label, dict) else recipe.set_label
         rows.append({**source, "id": item_id, "label": label or source["label"], "object": digest, "ext": ext, "tags": sorted(tags),

@@ -143,14 +143,7 @@ class Dataset:
 
     def put_object(self, content: bytes | os.PathLike, ext: str) -> str:
         """Store media by content hash (idempotent; never rewrites an existing object); return the hash."""
-        from curate.media import sha256_file
-
-        digest = hashlib.sha256(content).hexdigest() if isinstance(content, (bytes, bytearray, memoryview)) \
-            else sha256_file(Path(content))
-        target = self.object_path(digest, ext)
-        if not target.exists():
-            _write_object(target, content)
-        return digest
+        return put_object(self.path, content, ext)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -371,6 +364,19 @@ def verify(dataset: Dataset) -> tuple[list[Problem], dict[str, int]]:
     figures = {"versions": len(names), "objects_checked": len(referenced),
                "objects_unreferenced": max(0, stored - len(referenced))}
     return problems, figures
+
+
+def put_object(root: str | os.PathLike, content: bytes | os.PathLike, ext: str) -> str:
+    """Store media in the dataset at `root` by content hash; safe from several processes at once (each write goes
+    to a temporary name and is renamed into place; an existing object is never rewritten). Returns the hash."""
+    from curate.media import sha256_file
+
+    digest = hashlib.sha256(content).hexdigest() if isinstance(content, (bytes, bytearray, memoryview)) \
+        else sha256_file(Path(content))
+    target = Path(root) / "objects" / digest[:2] / f"{digest}.{ext}"
+    if not target.exists():
+        _write_object(target, content)
+    return digest
 
 
 def _write_manifest(frame, path: Path) -> None:
