@@ -286,14 +286,21 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
     gate = run_gate(candidate, parent if parent.dataset.path.resolve() == dataset.path.resolve() else None,
                     parse_config(curation, where=f"{loaded.path}: curation"), progress=progress)
     evaluation = _evaluate(recipe, parent, candidate, targets) if recipe.evaluate else None
+    report_parent = parent if parent.dataset.path.resolve() == dataset.path.resolve() else None
     if not gate["passed"] and not force:
-        return RunResult("rejected", plan, gate, rejected_dir=_reject(dataset, loaded, plan, gate), evaluation=evaluation)
+        folder = _reject(dataset, loaded, plan, gate, candidate, report_parent, evaluation)
+        return RunResult("rejected", plan, gate, rejected_dir=folder, evaluation=evaluation)
     summary = gate_summary(gate, forced=not gate["passed"])
     info = {"parent": parent.name if parent.dataset.path.resolve() == dataset.path.resolve() else None,
             "recipe": {"name": recipe.name, "text": loaded.text, "path": str(loaded.path)}, "seed": recipe.seed,
             "command": command or shlex.join(sys.argv), "gate": summary, "evaluation": evaluation,
             "source": {"kind": "recipe", "dataset": parent.ref, "targets": loaded.budgets, "plan": plan.per_tag}}
-    version = dataset.commit(manifest, {}, info)
+    from curate.report import build_report, report_files
+
+    def reports(record):
+        return report_files(build_report(candidate, report_parent, gate, record), candidate, report_parent)
+
+    version = dataset.commit(manifest, {}, info, files=reports)
     return RunResult("committed", plan, gate, version=version, evaluation=evaluation)
 
 
@@ -304,13 +311,21 @@ def gate_summary(gate: dict[str, Any], forced: bool = False) -> dict[str, Any]:
                          for f in gate["findings"] if f["severity"] != "info"]}
 
 
-def _reject(dataset, loaded, plan, gate) -> Path:
+def _reject(dataset, loaded, plan, gate, candidate, parent, evaluation) -> Path:
+    """A refused run leaves its evidence (report, gate result, recipe, plan) in DATASET/rejected/<time>-<recipe>/."""
+    from curate.report import build_report, write_report
+
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     folder = dataset.path / "rejected" / f"{stamp}-{loaded.recipe.name}"
     folder.mkdir(parents=True)
     (folder / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
     (folder / "recipe.yaml").write_text(loaded.text)
     (folder / "plan.json").write_text(json.dumps(plan.per_tag, indent=2) + "\n")
+    info = {"name": dataset.name, "version": f"rejected-{stamp}", "status": "rejected",
+            "parent": parent.name if parent is not None else None, "seed": loaded.recipe.seed,
+            "recipe": {"name": loaded.recipe.name, "sha256": loaded.sha256}, "evaluation": evaluation,
+            "source": {"targets": loaded.budgets}}
+    write_report(folder, build_report(candidate, parent, gate, info), candidate, parent)
     return folder
 
 

@@ -82,3 +82,27 @@ def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
                   f"{committed.info['counts']['split']}", markup=False)
     for finding in check_splits(committed, version, parse_config({}).section("splits")):
         console.print(f"{finding.severity}: {finding.message}", markup=False)
+
+
+@app.command()
+def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
+           out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json/.md/.html (default: "
+                                              "report-<dataset>-<version> here)."),
+           config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the re-run checks.")) -> None:
+    """Write the curation report of a version (the gate is re-run against its parent)."""
+    from curate.checks.gate import load_config, run_gate
+    from curate.report import build_report, write_report
+    from curate.store import load_ref
+
+    version = load_ref(ref)
+    parent_name = version.info.get("parent")
+    parent = version.dataset.load(parent_name) if parent_name else None
+    gate_config = load_config(config)
+    targets = list((version.info.get("source") or {}).get("targets") or [])
+    if targets and not gate_config.realism.target_tags:
+        gate_config.realism.target_tags = targets
+    gate = run_gate(version, parent, gate_config, progress=progress)
+    target = out or Path(f"report-{version.dataset.name}-{version.name}")
+    paths = write_report(target, build_report(version, parent, gate, version.info), version, parent)
+    sizes = ", ".join(f"{name} {p.stat().st_size / 1024:.0f} KB" for name, p in paths.items())
+    print(f"{version.ref}: report written to {target} ({sizes})")

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from curate.exceptions import BadInput, StoreLocked
 
@@ -181,12 +181,14 @@ class Dataset:
             lock_path.unlink(missing_ok=True)
 
     def commit(self, manifest, media: Mapping[str, bytes | os.PathLike] | None = None,
-               info: Mapping[str, Any] | None = None) -> "Version":
+               info: Mapping[str, Any] | None = None,
+               files: Callable[[dict[str, Any]], Mapping[str, bytes]] | None = None) -> "Version":
         """Write a new version: store the media of new items, then the manifest and version.json, atomically.
 
         `media` maps item id -> file bytes or a path; items not in it must reference an object already stored.
         `info` may set parent (default: the latest version), recipe ({'name', 'text'}), seed, command, gate,
-        evaluation, sweep, source. Returns the new Version."""
+        evaluation, sweep, source. `files(version_json) -> {name: bytes}` adds files (reports) to the version
+        directory; they are written before the version appears, like everything else in it. Returns the Version."""
         from curate import manifest as mf
 
         media = dict(media or {})
@@ -207,7 +209,7 @@ class Dataset:
             frame = self._store_media(frame, media)
             existing = self.versions()
             number = int(existing[-1][1:]) + 1 if existing else 1
-            return self._write_version(version_name(number), parent, frame, info)
+            return self._write_version(version_name(number), parent, frame, info, files)
 
     def _store_media(self, frame, media: Mapping[str, bytes | os.PathLike]):
         objects = list(frame["object"])
@@ -229,7 +231,8 @@ class Dataset:
         frame["object"] = objects
         return frame
 
-    def _write_version(self, name: str, parent: str | None, frame, info: dict[str, Any]) -> "Version":
+    def _write_version(self, name: str, parent: str | None, frame, info: dict[str, Any],
+                       files: Callable[[dict[str, Any]], Mapping[str, bytes]] | None = None) -> "Version":
         from curate import manifest as mf
 
         versions_dir = self.path / "versions"
@@ -259,6 +262,10 @@ class Dataset:
                 **{k: v for k, v in info.items() if v is not None},
             }
             _durable_write(temp / "version.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+            for file_name, data in (files(record) if files else {}).items():
+                if file_name in ("manifest.parquet", "version.json") or "/" in file_name or file_name.startswith("."):
+                    raise BadInput(f"commit: cannot add a file named {file_name!r} to a version")
+                _durable_write(temp / file_name, data)
             _fsync_dir(temp)
             os.rename(temp, versions_dir / name)
             _fsync_dir(versions_dir)

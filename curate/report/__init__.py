@@ -1,0 +1,117 @@
+"""Curation reports: report.json (the source of truth), report.md (CI logs, pull requests) and report.html (one
+self-contained page a person reviews: verdict first, counts, findings, evaluation, realism plots, and the media
+itself: players and spectrograms for audio, source | augmented | difference grids for images).
+
+    report = build_report(view, parent, gate, info)      # JSON-safe dict, schema rubbersheet.report v1
+    write_report(folder, report, view, parent)           # report.json, report.md, report.html
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "rubbersheet.report"
+SCHEMA_VERSION = 1
+SAMPLES = 8          # augmented items shown with their source
+FLAGGED = 12         # flagged items shown with their media
+METRIC_VALUES = 400  # values per metric kept for the realism plots
+
+
+def _flagged_ids(gate: dict[str, Any] | None) -> list[str]:
+    ids: list[str] = []
+    for finding in (gate or {}).get("findings", []):
+        if finding["severity"] == "info":
+            continue
+        for item in finding.get("items", []):
+            for key in ("id", "a", "b"):
+                if isinstance(item, dict) and isinstance(item.get(key), str):
+                    ids.append(item[key])
+            if isinstance(item, list):
+                ids += [i["id"] for i in item if isinstance(i, dict) and "id" in i]
+    return list(dict.fromkeys(ids))
+
+
+def build_report(view, parent, gate: dict[str, Any] | None, info: dict[str, Any]) -> dict[str, Any]:
+    """Everything the HTML and Markdown show, as JSON. `info` is the version.json content (or, for a rejected run,
+    what it would have been)."""
+    from curate import manifest as mf
+    from curate.diff import diff_versions
+
+    frame = view.manifest
+    counts = info.get("counts") or mf.counts(frame)
+    diff = None
+    if parent is not None:
+        shim = type("View", (), {"manifest": frame, "info": {"counts": counts, "fingerprint": info.get("fingerprint")},
+                                 "ref": info.get("version") or view.ref})
+        full = diff_versions(parent, shim)
+        diff = {"parent": parent.ref, "added": len(full["added"]), "removed": len(full["removed"]),
+                "changed": len(full["changed"]), "count_deltas": full["count_deltas"]}
+    known = set(parent.manifest["id"]) if parent is not None else set()
+    new_augmented = frame[(frame["origin"] == "augmented") & ~frame["id"].isin(known)]
+    samples = [{"id": r["id"], "source_id": r["source_id"], "label": r["label"], "tags": list(r["tags"]),
+                "media": r["media"], "transform": json.loads(r["transform"]) if r["transform"] else None}
+               for r in new_augmented.head(SAMPLES).to_dict("records")]
+    targets = list((info.get("source") or {}).get("targets") or {})
+    gate_part = gate or {}
+    verdict = {"passed": gate_part.get("passed", True), "forced": bool((info.get("gate") or {}).get("forced")),
+               "counts": gate_part.get("counts", {}), "block_on": gate_part.get("block_on", []),
+               "reasons": [f"{f['check']}: {f['message']}" for f in gate_part.get("findings", [])
+                           if f["severity"] in gate_part.get("block_on", ["error"])]}
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "dataset": info.get("name") or view.dataset.path.name, "version": info.get("version") or view.name,
+        "status": info.get("status", "committed"),
+        "lineage": {k: info.get(k) for k in ("parent", "created", "fingerprint", "seed", "command",
+                                             "package_version")} | {"recipe": (info.get("recipe") or {}).get("name"),
+                                                                    "recipe_sha256": (info.get("recipe") or {}).get("sha256")},
+        "verdict": verdict, "counts": counts, "diff": diff, "findings": gate_part.get("findings", []),
+        "evaluation": info.get("evaluation"), "targets": targets,
+        "realism": _realism_values(view, new_augmented, targets), "samples": samples,
+        "flagged": _flagged_ids(gate)[:FLAGGED], "new_augmented": int(len(new_augmented)),
+    }
+
+
+def _realism_values(view, new_augmented, targets: list[str]) -> dict[str, Any]:
+    """{target: {metric: {"real": [...], "augmented": [...]}}} for the realism plots (sampled)."""
+    if new_augmented.empty:
+        return {}
+    from curate.features import metrics
+
+    frame = view.manifest
+    out: dict[str, Any] = {}
+    groups = targets or sorted({t for tags in new_augmented["tags"] for t in tags})[:3]
+    for target in groups:
+        aug_ids = [i for i, t in zip(new_augmented["id"], new_augmented["tags"]) if target in t][:METRIC_VALUES]
+        real_ids = [i for i, o, t in zip(frame["id"], frame["origin"], frame["tags"]) if o == "real" and target in t]
+        if len(real_ids) < 2:
+            real_ids = list(frame["id"][frame["origin"] == "real"])
+        real_ids = real_ids[:METRIC_VALUES]
+        if not aug_ids or not real_ids:
+            continue
+        table = metrics(view, ids=aug_ids + real_ids)
+        out[target] = {m: {"real": [float(v) for v in table.loc[real_ids, m]],
+                           "augmented": [float(v) for v in table.loc[aug_ids, m]]}
+                       for m in table.columns if table[m].notna().all()}
+    return out
+
+
+def write_report(folder: str | Path, report: dict[str, Any], view, parent) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into `folder` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = report_files(report, view, parent)
+    paths = {}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        paths[name] = folder / name
+    return paths
+
+
+def report_files(report: dict[str, Any], view, parent) -> dict[str, bytes]:
+    from curate.report.html import render_html
+    from curate.report.markdown import render_markdown
+
+    return {"report.json": (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+            "report.md": render_markdown(report).encode("utf-8"),
+            "report.html": render_html(report, view, parent).encode("utf-8")}

@@ -1,0 +1,156 @@
+"""report.html: one self-contained page (inline CSS, plots as base64 PNG, audio as base64 WAV, no network).
+
+Every string that comes from the user's data (labels, tags, ids, recipe names, metadata, messages) goes through
+Jinja2 autoescaping; only the base64 data URIs built here are marked safe.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_AUDIO_S = 10.0
+MAX_IMAGE_SIDE = 256
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _audio_assets(path: Path) -> dict[str, str]:
+    import soundfile as sf
+
+    from curate.media import read_audio
+
+    audio, rate = read_audio(path)
+    audio = audio[..., : int(MAX_AUDIO_S * rate)]
+    buffer = io.BytesIO()
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    playable = audio / peak if peak > 1.0 else audio
+    sf.write(buffer, playable.T if playable.ndim == 2 else playable, rate, format="WAV", subtype="PCM_16")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.2, 1.5))
+    mono = audio if audio.ndim == 1 else audio.mean(axis=0)
+    with np.errstate(divide="ignore"):  # digital silence has zero power: -inf dB is drawn as the floor colour
+        ax.specgram(mono, NFFT=512, Fs=rate, noverlap=384, cmap="magma")
+    ax.set_xlabel("s", fontsize=7)
+    ax.set_ylabel("Hz", fontsize=7)
+    ax.tick_params(labelsize=6)
+    return {"audio": "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "spectrogram": _png(fig), "seconds": f"{audio.shape[-1] / rate:.2f}", "rate": str(rate)}
+
+
+def _image_uri(image: np.ndarray) -> str:
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image_assets(path: Path, source: Path | None = None) -> dict[str, str]:
+    from curate.media import read_image
+
+    image = read_image(path, mode="RGB")
+    assets = {"image": _image_uri(image)}
+    if source is not None:
+        original = read_image(source, mode="RGB")
+        assets["source"] = _image_uri(original)
+        if original.shape == image.shape:
+            difference = np.abs(image.astype(np.int16) - original).max(axis=2)
+            scaled = (255 * (difference > 0)).astype(np.uint8) if difference.max() else difference.astype(np.uint8)
+            assets["difference"] = _image_uri(scaled)
+    return assets
+
+
+def _realism_plot(values: dict[str, dict[str, list[float]]]) -> str:
+    plt = _pyplot()
+    metrics = list(values)
+    columns = 3
+    rows = (len(metrics) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 2.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.ravel(), metrics):
+        real, augmented = np.asarray(values[metric]["real"]), np.asarray(values[metric]["augmented"])
+        both = np.concatenate([real, augmented])
+        bins = np.linspace(both.min(), both.max() + 1e-9, 20)
+        ax.hist(real, bins=bins, alpha=0.6, density=True, label="real", color="#3a7bd5")
+        ax.hist(augmented, bins=bins, alpha=0.6, density=True, label="augmented", color="#e8833a")
+        ax.set_title(metric, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _evaluation_plot(evaluation: dict[str, Any]) -> str:
+    plt = _pyplot()
+    keys = list(evaluation["before"])
+    x = np.arange(len(keys))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(keys), 2.2))
+    ax.bar(x - 0.2, [evaluation["before"][k] for k in keys], 0.4, label="before", color="#9aa5b1")
+    ax.bar(x + 0.2, [evaluation["after"].get(k, 0) for k in keys], 0.4, label="after", color="#2e8b57")
+    ax.set_xticks(x, keys, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{evaluation['split']} accuracy", fontsize=7)
+    ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def _media(view, item_id: str, source_view=None, source_id: str | None = None) -> dict[str, Any]:
+    rows = view.manifest.set_index("id")
+    kind = rows.at[item_id, "media"]
+    path = view.media_path(item_id)
+    if kind == "audio":
+        entry = {"kind": "audio", **_audio_assets(path)}
+        if source_id is not None and source_view is not None and source_id in set(source_view.manifest["id"]):
+            entry["source"] = _audio_assets(source_view.media_path(source_id))
+        return entry
+    source = source_view.media_path(source_id) if source_id is not None and source_view is not None and \
+        source_id in set(source_view.manifest["id"]) else None
+    return {"kind": "image", **_image_assets(path, source)}
+
+
+def render_html(report: dict[str, Any], view, parent) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from markupsafe import Markup
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    env.filters["compact"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
+    env.filters["uri"] = lambda v: Markup(v) if isinstance(v, str) and v.startswith("data:") else ""
+    samples = []
+    for sample in report["samples"]:
+        media = _media(view, sample["id"], view, sample["source_id"])
+        samples.append({**sample, "assets": media})
+    flagged = []
+    for item_id in report["flagged"]:
+        if item_id in set(view.manifest["id"]):
+            row = view.manifest.set_index("id").loc[item_id]
+            flagged.append({"id": item_id, "label": row["label"], "assets": _media(view, item_id)})
+    realism = {t: _realism_plot(v) for t, v in report["realism"].items() if v}
+    evaluation_plot = _evaluation_plot(report["evaluation"]) if report.get("evaluation") else None
+    return env.get_template("report.html.j2").render(report=report, samples=samples, flagged=flagged,
+                                                     realism=realism, evaluation_plot=evaluation_plot)

@@ -1,0 +1,154 @@
+"""Curation reports: JSON/Markdown/HTML for committed and rejected runs, checked in headless Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import curate
+
+from conftest import ROOT, SAMPLE_MEDIA
+
+EVIL = "<script>window.__pwned = 1</script>"
+ARTIFACTS = ROOT / "test-artifacts"
+
+RECIPE = """\
+name: report_test
+dataset: {dataset}
+seed: 2
+target: {{tags: [cafe_noise]}}
+pipeline:
+  - AddBackgroundNoise: {{noise: {noise}, snr_db: [0, 10]}}
+sources: {{where: {{split: train, tags_any: [clean]}}}}
+budget: 6
+remove_tags: [clean]
+curation: {{checks: [realism, consistency, ambiguity, leakage]}}   # the injected label exists in train only
+"""
+
+
+@pytest.fixture(scope="module")
+def evil_speech_report(tmp_path_factory):
+    """A speech dataset whose labels, tags and metadata carry an injected <script>, augmented by a recipe."""
+    from augment.recipe import load_recipe
+    from augment.runner import run_recipe
+
+    tmp = tmp_path_factory.mktemp("report")
+    src = tmp / "speech"
+    shutil.copytree(SAMPLE_MEDIA / "speech", src)
+    text = (src / "labels.csv").read_text().replace("allison/zero.wav,zero,", f'allison/zero.wav,"{EVIL}",')
+    text = text.replace("human;", "")  # keep the file's own columns
+    (src / "labels.csv").write_text(text.replace(",asterisk,", f',"{EVIL}",', 3))
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(RECIPE.format(dataset=src, noise=SAMPLE_MEDIA / "noise" / "cafe"))
+    result = run_recipe(load_recipe(recipe), output=str(tmp / "ds"), workers=1)
+    assert result.status == "committed"
+    return result.version
+
+
+def test_report_files_are_written_into_the_version(evil_speech_report):
+    folder = evil_speech_report.path
+    report = json.loads((folder / "report.json").read_text())
+    assert report["schema"] == "rubbersheet.report" and report["verdict"]["passed"] is True
+    assert report["new_augmented"] == 6 and report["lineage"]["recipe"] == "report_test"
+    assert report["diff"]["added"] == 6 and report["counts"]["origin"]["augmented"] == 6
+    assert "cafe_noise" in report["realism"] and len(report["samples"]) == 6
+    markdown = (folder / "report.md").read_text()
+    assert markdown.startswith("# ds@v0002: gate PASSED") and "| cafe_noise | 56 | +6 |" in markdown
+    html = (folder / "report.html").read_text()
+    assert EVIL not in html and "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
+    assert (folder / "report.html").stat().st_size < 20 * 1024 * 1024
+    assert "http://" not in html and "https://" not in html
+
+
+def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
+    from augment.recipe import load_recipe
+    from augment.runner import run_recipe
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        images = run_recipe(load_recipe(ROOT / "recipes" / "inspection_defects.yaml"), output=str(tmp_path / "insp"),
+                            workers=1)
+        refused = run_recipe(load_recipe(ROOT / "recipes" / "ocr_unbalanced.yaml"), output=str(tmp_path / "ocr"),
+                             workers=1)
+    finally:
+        os.chdir(cwd)
+    assert images.status == "committed"
+    html = (images.version.path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 * 8  # source | augmented | changed pixels per sample
+    assert refused.status == "rejected"
+    report = json.loads((refused.rejected_dir / "report.json").read_text())
+    assert report["status"] == "rejected" and report["verdict"]["passed"] is False
+    assert any("prior shift on confusable pair 1/I" in r for r in report["verdict"]["reasons"])
+    assert "gate FAILED" in (refused.rejected_dir / "report.md").read_text()
+    out = tmp_path / "again"
+    result = curate_cli("report", f"{tmp_path / 'insp'}@v0002", "--out", out)
+    assert result.code == 0 and (out / "report.html").is_file()
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def _browser_available() -> bool:
+    return bool(shutil.which("chromium") and shutil.which("chromedriver"))
+
+
+@pytest.mark.skipif(not _browser_available() and not os.environ.get("CI"),
+                    reason="needs Debian chromium + chromium-driver (.ci/run installs them; CI never skips)")
+def test_report_in_a_real_browser(evil_speech_report):
+    page = (evil_speech_report.path / "report.html").resolve()
+    driver = _driver()
+    try:
+        driver.get(page.as_uri())
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            ready = driver.execute_script(
+                "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1) && "
+                "[...document.querySelectorAll('img')].every(i => i.complete)")
+            if ready:
+                break
+            time.sleep(0.2)
+        durations = driver.execute_script("return [...document.querySelectorAll('audio')].map(a => a.duration)")
+        widths = driver.execute_script("return [...document.querySelectorAll('img')].map(i => i.naturalWidth)")
+        assert len(durations) >= 12 and all(d > 0 for d in durations), durations
+        assert len(widths) >= 12 and all(w > 0 for w in widths), widths
+        body = driver.find_element("tag name", "body").text
+        assert "Gate passed" in driver.find_element("id", "verdict").text
+        assert EVIL in body  # shown as text...
+        assert driver.execute_script("return window.__pwned === undefined")  # ...and never run
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+        requests = []
+        for entry in driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                requests.append(message["params"]["request"]["url"])
+        external = [u for u in requests if not (u.startswith("data:") or u == page.as_uri())]
+        assert external == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1280, min(height + 100, 16000))
+        driver.save_screenshot(str(ARTIFACTS / "report-speech.png"))
+        assert (ARTIFACTS / "report-speech.png").stat().st_size > 10_000
+    finally:
+        driver.quit()
+
+
+def test_curate_open_on_report_version_still_verifies(evil_speech_report):
+    problems, _ = curate.store.verify(curate.open(evil_speech_report.dataset.path))
+    assert problems == []
