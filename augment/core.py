@@ -163,6 +163,17 @@ class Container(Transform, register=False):
         out[self.name] = {"transforms": [t.to_dict() for t in self.transforms], **out[self.name]}
         return out
 
+    def run_chosen(self, chosen: set[int], data, rng, context) -> tuple[np.ndarray, list[dict]]:
+        """Run the children whose index is in `chosen`, in order; record the others as not chosen."""
+        record: list[dict] = []
+        for i, t in enumerate(self.transforms):
+            if i in chosen:
+                data, part = t.run(data, rng, context)
+            else:
+                part = skipped_records(t, "not chosen")
+            record.extend(part)
+        return data, record
+
     def __repr__(self) -> str:
         inner = ", ".join(repr(t) for t in self.transforms)
         extra = "".join(f", {k}={v!r}" for k, v in self.config.items())
@@ -202,15 +213,7 @@ class OneOf(Container):
         self._cumulative = cumulative_weights(weights or [1.0] * len(self.transforms), "weights")
 
     def run(self, data, rng, context):
-        chosen = choose(rng, self._cumulative)
-        record: list[dict] = []
-        for i, t in enumerate(self.transforms):
-            if i == chosen:
-                data, part = t.run(data, rng, context)
-            else:
-                part = skipped_records(t, "not chosen")
-            record.extend(part)
-        return data, record
+        return self.run_chosen({choose(rng, self._cumulative)}, data, rng, context)
 
 
 class SomeOf(Container):
@@ -232,14 +235,7 @@ class SomeOf(Container):
     def run(self, data, rng, context):
         count = int(rng.integers(self._n[0], self._n[1] + 1))
         chosen = set(rng.choice(len(self.transforms), size=count, replace=False).tolist())
-        record: list[dict] = []
-        for i, t in enumerate(self.transforms):
-            if i in chosen:
-                data, part = t.run(data, rng, context)
-            else:
-                part = skipped_records(t, "not chosen")
-            record.extend(part)
-        return data, record
+        return self.run_chosen(chosen, data, rng, context)
 
 
 class Sometimes(Transform):

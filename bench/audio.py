@@ -16,10 +16,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import argparse  # noqa: E402
 import warnings  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from timing import measure  # noqa: E402  (bench/timing.py, beside this file)
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
@@ -57,22 +57,6 @@ def write_beds(folder: Path, rate: int) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         sf.write(target, audio, rate, subtype="PCM_16")
     return out
-
-
-def measure(cases: dict, items: list, runs: int) -> dict[str, float]:
-    """Items per second per case: one untimed pass of every case first (caches, allocator, CPU clock), then
-    `runs` rounds that time each case in turn, so drift in machine speed hits every case alike; median per case."""
-    for run_one in cases.values():
-        for i, item in enumerate(items):
-            run_one(item, i)
-    timings: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(runs):
-        for name, run_one in cases.items():
-            start = time.perf_counter()
-            for i, item in enumerate(items):
-                run_one(item, i)
-            timings[name].append(time.perf_counter() - start)
-    return {name: len(items) / statistics.median(t) for name, t in timings.items()}
 
 
 def rubbersheet_cases(beds16: Path, beds44: Path) -> dict:
