@@ -177,7 +177,8 @@ def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
 
 def main(argv: list[str] | None = None) -> int:
     import curate.cli_analysis  # noqa: F401  (registers baseline, errors, audit)
-    import curate.cli_checks  # noqa: F401  (registers check, split)
+    import curate.cli_checks  # noqa: F401  (registers check, split, report)
+    import curate.cli_drift  # noqa: F401  (registers metrics, drift)
 
     return run_app(app, "curate", argv)
 

@@ -234,11 +234,15 @@ def perceptual_hashes(version, ids: Sequence[str] | None = None, progress=None) 
 
 
 def metrics(version, ids: Sequence[str] | None = None, progress=None):
-    """Input metrics per item as a DataFrame indexed by id (audio and image metrics; NaN where not applicable)."""
+    """Input metrics per item as a DataFrame indexed by id (audio and image metrics; NaN where not applicable; an
+    `error` column names unreadable or missing media)."""
     import pandas as pd
 
     def compute(media, path):
-        return audio_metrics(path) if media == "audio" else image_metrics(path)
+        try:
+            return audio_metrics(path) if media == "audio" else image_metrics(path)
+        except (ValueError, OSError) as exc:  # unreadable or missing media is counted, not fatal
+            return {"error": str(exc).splitlines()[0][:200] or type(exc).__name__}
 
     values = _cached(version, f"metrics-v{METRICS_VERSION}", compute, ids, progress)
     return pd.DataFrame.from_dict(values, orient="index")

@@ -83,18 +83,18 @@ def _image_assets(path: Path, source: Path | None = None) -> dict[str, str]:
     return assets
 
 
-def _realism_plot(values: dict[str, dict[str, list[float]]]) -> str:
+def _realism_plot(values: dict[str, dict[str, list[float]]], names: tuple[str, str] = ("real", "augmented")) -> str:
     plt = _pyplot()
     metrics = list(values)
     columns = 3
     rows = (len(metrics) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(9, 2.2 * rows), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics):
-        real, augmented = np.asarray(values[metric]["real"]), np.asarray(values[metric]["augmented"])
+        real, augmented = np.asarray(values[metric][names[0]]), np.asarray(values[metric][names[1]])
         both = np.concatenate([real, augmented])
         bins = np.linspace(both.min(), both.max() + 1e-9, 20)
-        ax.hist(real, bins=bins, alpha=0.6, density=True, label="real", color="#3a7bd5")
-        ax.hist(augmented, bins=bins, alpha=0.6, density=True, label="augmented", color="#e8833a")
+        ax.hist(real, bins=bins, alpha=0.6, density=True, label=names[0], color="#3a7bd5")
+        ax.hist(augmented, bins=bins, alpha=0.6, density=True, label=names[1], color="#e8833a")
         ax.set_title(metric, fontsize=8)
         ax.tick_params(labelsize=6)
     for ax in axes.ravel()[len(metrics):]:
@@ -132,7 +132,7 @@ def _media(view, item_id: str, source_view=None, source_id: str | None = None) -
     return {"kind": "image", **_image_assets(path, source)}
 
 
-def render_html(report: dict[str, Any], view, parent) -> str:
+def _environment():
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from markupsafe import Markup
 
@@ -141,6 +141,17 @@ def render_html(report: dict[str, Any], view, parent) -> str:
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}%"
     env.filters["compact"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
     env.filters["uri"] = lambda v: Markup(v) if isinstance(v, str) and v.startswith("data:") else ""
+    return env
+
+
+def render_drift_html(result: dict[str, Any], values: dict[str, dict[str, list[float]]]) -> str:
+    """The drift report: verdict, per-metric PSI/KS table, findings, overlaid histograms."""
+    plot = _realism_plot(values, ("reference", "production")) if values else None
+    return _environment().get_template("drift.html.j2").render(result=result, plot=plot)
+
+
+def render_html(report: dict[str, Any], view, parent) -> str:
+    env = _environment()
     samples = []
     for sample in report["samples"]:
         media = _media(view, sample["id"], view, sample["source_id"])

@@ -1,0 +1,118 @@
+"""`curate metrics` (input metrics per slice) and `curate drift` (a version against production data)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from curate.cli import _console, app
+from curate.console import EXIT_FAILED, progress
+
+
+@app.command()
+def metrics(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
+            by: Optional[str] = typer.Option(None, "--by", help="Slice by tag, label or split."),
+            as_json: bool = typer.Option(False, "--json", help="Print the table as JSON.")) -> None:
+    """Input metrics per slice: duration, level, peak, clipping, SNR, silence; image size, brightness, ..."""
+    from rich.table import Table
+
+    from curate.drift import input_metrics, metric_table
+    from curate.exceptions import BadInput
+    from curate.store import load_ref
+
+    if by not in (None, "tag", "label", "split"):
+        raise BadInput(f"--by: {by!r} is not one of tag, label, split")
+    version = load_ref(ref)
+    table = metric_table(input_metrics(version, progress=progress), version, by)
+    if as_json:
+        print(table.to_json(orient="records", indent=2))
+        return
+    # one row per metric, one column per slice: metric names stay readable however many there are
+    view = Table(title=f"input metrics of {version.ref}" + (f" by {by}" if by else "") + " (means)",
+                 title_justify="left")
+    view.add_column("metric")
+    for name in table["slice"]:
+        view.add_column(str(name), justify="right")
+    for column in [c for c in table.columns if c != "slice"]:
+        view.add_row(column, *["-" if v != v else f"{v:.4g}" for v in table[column]])  # NaN: other media kind
+    _console().print(view)
+
+
+def _is_dataset_ref(text: str) -> bool:
+    from curate.store import split_ref
+
+    path, _ = split_ref(text)
+    return (path / "dataset.json").is_file()
+
+
+@app.command()
+def drift(ref: str = typer.Argument(..., help="Reference: dataset PATH[@vNNNN|@latest]."),
+          against: str = typer.Option(..., "--against", help="Production data: another version, or a folder of "
+                                      "media (read-only, nothing imported)."),
+          json_out: Optional[Path] = typer.Option(None, "--json", help="Write the drift result as JSON."),
+          report_dir: Optional[Path] = typer.Option(None, "--report", help="Write report.json/.md/.html here.")) -> None:
+    """PSI and Kolmogorov-Smirnov per input metric; exit 1 on significant drift (a CI/cron gate)."""
+    from rich.table import Table
+
+    from curate.drift import compare, folder_metrics, input_metrics
+    from curate.store import load_ref
+
+    reference = load_ref(ref)
+    ref_metrics = input_metrics(reference, progress=progress)
+    ref_metrics = ref_metrics[ref_metrics["error"].isna()] if "error" in ref_metrics.columns else ref_metrics
+    labels = tags = None
+    unreadable: list[dict] = []
+    if _is_dataset_ref(against):
+        production = load_ref(against)
+        prod_metrics = input_metrics(production, progress=progress)
+        if "error" in prod_metrics.columns:
+            unreadable = [{"path": i, "error": e} for i, e in prod_metrics["error"].dropna().items()]
+            prod_metrics = prod_metrics[prod_metrics["error"].isna()]
+        labels = (list(reference.manifest["label"]), list(production.manifest["label"]))
+        tags = ([t for ts in reference.manifest["tags"] for t in ts], [t for ts in production.manifest["tags"] for t in ts])
+        production_name = production.ref
+    else:
+        prod_metrics, unreadable = folder_metrics(Path(against), progress=progress)
+        production_name = against
+    result = compare(ref_metrics, prod_metrics, *(labels or (None, None)), *(tags or (None, None)))
+    result.update({"reference": reference.ref, "production": production_name, "unreadable": unreadable,
+                   "counts": {"reference": int(len(ref_metrics)), "production": int(len(prod_metrics))}})
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if report_dir:
+        _write_drift_report(report_dir, result, ref_metrics, prod_metrics)
+    console = _console()
+    table = Table(title=f"drift of {production_name} against {reference.ref}", title_justify="left")
+    for column in ("metric", "PSI", "KS", "p-value", "median ref", "median prod", "verdict"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    for name, m in result["metrics"].items():
+        table.add_row(name, f"{m['psi']:.3f}", f"{m['ks']:.2f}", f"{m['p_value']:.2g}", f"{m['reference_median']:.3g}",
+                      f"{m['production_median']:.3g}", m["verdict"])
+    console.print(table)
+    for item in unreadable:
+        console.print(f"unreadable: {item['path']}: {item['error']}", markup=False)
+    for finding in result["findings"]:
+        console.print(f"{finding['severity'].upper()} {finding['message']}", markup=False)
+    console.print(f"{len(unreadable)} unreadable production file(s); "
+                  + ("no significant drift" if result["passed"] else "SIGNIFICANT DRIFT"))
+    if not result["passed"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _write_drift_report(folder: Path, result: dict, reference, production) -> None:
+    from curate.report.html import render_drift_html
+
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {m: {"reference": [float(v) for v in reference[m].astype(float).dropna()][:2000],
+                  "production": [float(v) for v in production[m].astype(float).dropna()][:2000]}
+              for m in result["metrics"]}
+    (folder / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Drift of {result['production']} against {result['reference']}: "
+             + ("no significant drift" if result["passed"] else "SIGNIFICANT DRIFT"), "",
+             "| metric | PSI | KS | p | verdict |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {k} | {m['psi']:.3f} | {m['ks']:.2f} | {m['p_value']:.2g} | {m['verdict']} |"
+              for k, m in result["metrics"].items()]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+    (folder / "report.html").write_text(render_drift_html(result, values))
