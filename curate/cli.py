@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     import curate.cli_analysis  # noqa: F401  (registers baseline, errors, audit)
     import curate.cli_checks  # noqa: F401  (registers check, split, report)
     import curate.cli_drift  # noqa: F401  (registers metrics, drift)
+    import curate.cli_review  # noqa: F401  (registers review apply, review summary)
 
     return run_app(app, "curate", argv)
 

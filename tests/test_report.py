@@ -152,3 +152,73 @@ def test_report_in_a_real_browser(evil_speech_report):
 def test_curate_open_on_report_version_still_verifies(evil_speech_report):
     problems, _ = curate.store.verify(curate.open(evil_speech_report.dataset.path))
     assert problems == []
+
+
+@pytest.mark.skipif(not _browser_available() and not os.environ.get("CI"),
+                    reason="needs Debian chromium + chromium-driver (.ci/run installs them; CI never skips)")
+def test_review_in_the_browser_then_apply(evil_speech_report, tmp_path, curate_cli):
+    from selenium.webdriver.support.ui import Select
+
+    page = (evil_speech_report.path / "report.html").resolve()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = _driver()
+    try:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.get(page.as_uri())
+        sets = driver.find_elements("css selector", "fieldset.review")
+        assert len(sets) >= 3
+        chosen = [fs.get_attribute("data-item") for fs in sets[:3]]
+        for fs in sets[:2]:
+            fs.find_element("css selector", "input[value=reject]").click()
+        third = sets[2]
+        third.find_element("css selector", "input[value=relabel]").click()
+        Select(third.find_element("tag name", "select")).select_by_value("nine")
+        third.find_element("css selector", "input[type=text]").send_keys("sounds like nine")
+        driver.refresh()  # decisions survive a reload (localStorage, keyed by fingerprint)
+        assert driver.find_element("id", "review-count").text == "3"
+        driver.find_element("id", "download-review").click()
+        deadline = time.time() + 15
+        while time.time() < deadline and not (downloads / "review.json").is_file():
+            time.sleep(0.2)
+    finally:
+        driver.quit()
+    review = json.loads((downloads / "review.json").read_text())
+    assert review["fingerprint"] == evil_speech_report.info["fingerprint"]
+    assert [d["id"] for d in review["decisions"]] == chosen
+    summary = curate_cli("review", "summary", downloads / "review.json", "--dataset", evil_speech_report.ref)
+    assert summary.code == 0 and "remove 2 augmented item(s)" in summary.out
+    applied = curate_cli("review", "apply", evil_speech_report.ref, downloads / "review.json")
+    assert applied.code == 0, applied.err
+    dataset = curate.open(evil_speech_report.dataset.path)
+    new = dataset.load()
+    assert new.info["parent"] == evil_speech_report.name and new.info["source"]["kind"] == "review"
+    ids = set(new.manifest["id"])
+    assert chosen[0] not in ids and chosen[1] not in ids
+    row = new.manifest.set_index("id").loc[chosen[2]]
+    assert row["label"] == "nine" and json.loads(row["review"])["note"] == "sounds like nine"
+    assert curate_cli("verify", dataset.path).code == 0
+    diff = json.loads(curate_cli("diff", evil_speech_report.ref, f"{dataset.path}@latest", "--json").out)
+    assert sorted(diff["removed"]) == sorted(chosen[:2]) and diff["added"] == []
+    assert diff["changed"] == {chosen[2]: ["label", "review"]}
+
+
+def test_bad_reviews_are_refused(speech_dataset, tmp_path, curate_cli):
+    version = curate.open(speech_dataset).load()
+    cases = {
+        "wrong.json": {"fingerprint": "0" * 64, "decisions": []},
+        "unknown.json": {"fingerprint": version.info["fingerprint"],
+                         "decisions": [{"id": "nope.wav", "decision": "reject"}]},
+        "newlabel.json": {"fingerprint": version.info["fingerprint"],
+                          "decisions": [{"id": "allison/one.wav", "decision": "relabel", "label": "eleven"}]},
+    }
+    messages = {"wrong.json": "does not match", "unknown.json": "id 'nope.wav' is not in",
+                "newlabel.json": "label 'eleven'", "broken.json": "not valid JSON"}
+    for name, content in cases.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    (tmp_path / "broken.json").write_text("{decisions: [")
+    for name, message in messages.items():
+        result = curate_cli("review", "apply", speech_dataset, tmp_path / name)
+        lines = result.err.strip().splitlines()
+        assert result.code == 2 and len(lines) == 1 and message in lines[0], (name, result.err)
+    assert curate.open(speech_dataset).versions() == ["v0001"]

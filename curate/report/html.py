@@ -6,6 +6,7 @@ Jinja2 autoescaping; only the base64 data URIs built here are marked safe.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -163,5 +164,9 @@ def render_html(report: dict[str, Any], view, parent) -> str:
             flagged.append({"id": item_id, "label": row["label"], "assets": _media(view, item_id)})
     realism = {t: _realism_plot(v) for t, v in report["realism"].items() if v}
     evaluation_plot = _evaluation_plot(report["evaluation"]) if report.get("evaluation") else None
+    # the one inline script runs under a nonce derived from the report itself: injected markup could not know it
+    nonce = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    reviewable = report.get("status", "committed") != "rejected" and bool(report["lineage"].get("fingerprint"))
     return env.get_template("report.html.j2").render(report=report, samples=samples, flagged=flagged,
-                                                     realism=realism, evaluation_plot=evaluation_plot)
+                                                     realism=realism, evaluation_plot=evaluation_plot, nonce=nonce,
+                                                     reviewable=reviewable, labels=list(report["counts"]["label"]))

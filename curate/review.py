@@ -1,0 +1,105 @@
+"""A reviewer's decisions (downloaded from report.html as review.json) applied as the next version.
+
+review.json: {"schema": "rubbersheet.review", "schema_version": 1, "version": "name@vNNNN", "fingerprint": "...",
+              "decisions": [{"id", "decision": accept|reject|relabel, "label"?, "note"?}]}
+
+Applying it drops rejected items, sets relabelled items' labels, and records each decision on its item (column
+`review`: JSON with the decision, the previous label, the note and the review's sha256). The new version's
+version.json carries the review's sha256 and counts as its source.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from curate.exceptions import BadInput
+
+DECISIONS = ("accept", "reject", "relabel")
+
+
+def read_review(path: str | Path) -> tuple[dict[str, Any], str]:
+    """(review, sha256 of the file); every problem is one BadInput line naming the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: review file does not exist")
+    raw = path.read_bytes()
+    try:
+        review = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(review, dict) or not isinstance(review.get("decisions"), list):
+        raise BadInput(f"{path}: expected an object with a 'decisions' list (download it from report.html)")
+    if not isinstance(review.get("fingerprint"), str) or not review["fingerprint"]:
+        raise BadInput(f"{path}: fingerprint is missing")
+    seen = set()
+    for index, decision in enumerate(review["decisions"]):
+        where = f"{path}: decisions[{index}]"
+        if not isinstance(decision, dict) or not isinstance(decision.get("id"), str):
+            raise BadInput(f"{where}: expected {{id, decision, label?, note?}}")
+        if decision.get("decision") not in DECISIONS:
+            raise BadInput(f"{where}.decision: {decision.get('decision')!r} is not one of {', '.join(DECISIONS)}")
+        if decision["decision"] == "relabel" and not (isinstance(decision.get("label"), str) and decision["label"]):
+            raise BadInput(f"{where}.label: a relabel needs the new label")
+        if decision["id"] in seen:
+            raise BadInput(f"{where}.id: {decision['id']!r} is decided twice")
+        seen.add(decision["id"])
+    return review, hashlib.sha256(raw).hexdigest()
+
+
+def plan(version, review: dict[str, Any], allow_new_labels: bool = False, source: str = "review") -> dict[str, Any]:
+    """Check a review against a version and say what applying it would do (nothing is written)."""
+    if review["fingerprint"] != version.info.get("fingerprint"):
+        raise BadInput(f"{source}: fingerprint {review['fingerprint'][:12]}... does not match {version.ref} "
+                       f"({str(version.info.get('fingerprint'))[:12]}...): the review was made on another version")
+    frame = version.manifest.set_index("id")
+    labels = set(frame["label"])
+    for decision in review["decisions"]:
+        if decision["id"] not in frame.index:
+            raise BadInput(f"{source}: id {decision['id']!r} is not in {version.ref}")
+        if decision["decision"] == "relabel" and decision["label"] not in labels and not allow_new_labels:
+            raise BadInput(f"{source}: label {decision['label']!r} for {decision['id']!r} is not one of the dataset's "
+                           "labels (pass --allow-new-labels to add it)")
+    origin = {d["id"]: frame.at[d["id"], "origin"] for d in review["decisions"]}
+    rejects = [d["id"] for d in review["decisions"] if d["decision"] == "reject"]
+    relabels = [d for d in review["decisions"] if d["decision"] == "relabel" and d["label"] != frame.at[d["id"], "label"]]
+    return {"counts": dict(Counter(d["decision"] for d in review["decisions"])),
+            "reject_augmented": [i for i in rejects if origin[i] == "augmented"],
+            "reject_real": [i for i in rejects if origin[i] == "real"],
+            "relabel": [{"id": d["id"], "from": frame.at[d["id"], "label"], "to": d["label"]} for d in relabels],
+            "new_labels": sorted({d["label"] for d in relabels} - labels)}
+
+
+def apply_review(version, review: dict[str, Any], sha256: str, target=None, allow_new_labels: bool = False,
+                 source: str = "review"):
+    """Write the reviewed version (into `target`, a Dataset, default the version's own); returns (Version, plan)."""
+    import pandas as pd
+
+    changes = plan(version, review, allow_new_labels, source)
+    frame = version.manifest.copy()
+    decided = {d["id"]: d for d in review["decisions"]}
+    rejected = set(changes["reject_augmented"]) | set(changes["reject_real"])
+    previous = dict(zip(frame["id"], frame["label"]))
+    frame = frame[~frame["id"].isin(rejected)].reset_index(drop=True)
+    for d in decided.values():
+        if d["decision"] == "relabel":
+            frame.loc[frame["id"] == d["id"], "label"] = d["label"]
+    records = []
+    existing = frame["review"] if "review" in frame.columns else pd.Series([None] * len(frame))
+    for item, old in zip(frame["id"], existing):
+        d = decided.get(item)
+        records.append(json.dumps({"decision": d["decision"], "previous_label": previous[item],
+                                   "note": d.get("note"), "review_sha256": sha256}, sort_keys=True) if d else old)
+    frame["review"] = records
+    dataset = target or version.dataset
+    same = dataset.path.resolve() == version.dataset.path.resolve()
+    if not same:
+        for digest, ext in zip(frame["object"], frame["ext"]):
+            dataset.put_object(version.dataset.object_path(digest, ext), ext)
+    info = {"parent": version.name if same else None,
+            "source": {"kind": "review", "review_sha256": sha256, "reviewed_version": version.ref,
+                       "counts": changes["counts"], "rejected_real": len(changes["reject_real"]),
+                       "rejected_augmented": len(changes["reject_augmented"]), "relabelled": len(changes["relabel"])}}
+    return dataset.commit(frame, {}, info), changes
