@@ -129,9 +129,24 @@ def _init_worker(pipelines: dict[str, Any]) -> None:
     _PIPELINES.update(pipelines)
 
 
+class ItemFailed(Exception):
+    """One planned item could not be produced; carries its id and source across process boundaries."""
+
+    def __init__(self, item_id: str, source_id: str, message: str):
+        super().__init__(item_id, source_id, message)
+        self.item_id, self.source_id, self.message = item_id, source_id, message
+
+
 def augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
     """Transform one source item and store the result; returns (item id, object hash, extension, record).
     Runs in a worker: content-addressed writes are safe from several processes."""
+    try:
+        return _augment_one(task)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise ItemFailed(task.item_id, task.source_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
     from curate.media import read_audio, read_image
     from curate.store import put_object
 
@@ -265,19 +280,15 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
     store = str(dataset.path)
     work = [replace(t, store=store) for t in plan.tasks]
     tasks = {t.item_id: t for t in work}
-    rows = []
-    results: Iterable = executor.map(loaded.pipelines, work)
-    if progress:
-        results = progress(results, f"augment {recipe.name}", total=len(plan.tasks))
-    for item_id, digest, ext, record in results:
-        task = tasks[item_id]
-        source = by_id[task.source_id]
-        tags = (set(source["tags"]) - set(recipe.remove_tags)) | {task.tag} | set(recipe.add_tags)
-        label = recipe.set_label.get(task.tag) if isinstance(recipe.set_label, dict) else recipe.set_label
-        rows.append({**source, "id": item_id, "label": label or source["label"], "object": digest, "ext": ext, "tags": sorted(tags),
-                     "origin": "augmented", "source_id": task.source_id, "recipe": recipe.name,
-                     "transform": json.dumps(record, sort_keys=True, separators=(",", ":")),
-                     "split": source["split"] if source["split"] is not None else None})
+    stream = executor.map(loaded.pipelines, work)
+    results: Iterable = progress(stream, f"augment {recipe.name}", total=len(plan.tasks)) if progress else stream
+    try:
+        rows = _rows_from_results(results, tasks, by_id, recipe)
+    except ItemFailed as failure:
+        getattr(stream, "close", lambda: None)()  # stops the workers (a pool is terminated) before their half-written files are swept
+        dataset.sweep_temporaries()
+        raise BadInput(f"item {failure.item_id!r} (source {failure.source_id!r}) failed: {failure.message}; "
+                       "no version written") from None
     manifest = pd.concat([parent_rows, pd.DataFrame(rows, columns=parent_rows.columns)], ignore_index=True)
     candidate = Candidate(dataset, manifest, ref=f"candidate-{recipe.name}")
     curation = dict(recipe.curation)
@@ -302,6 +313,20 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
 
     version = dataset.commit(manifest, {}, info, files=reports)
     return RunResult("committed", plan, gate, version=version, evaluation=evaluation)
+
+
+def _rows_from_results(results, tasks, by_id, recipe) -> list[dict[str, Any]]:
+    """Manifest rows for the produced items: the source's columns, plus lineage, tags and the transform record."""
+    rows = []
+    for item_id, digest, ext, record in results:
+        task = tasks[item_id]
+        source = by_id[task.source_id]
+        tags = (set(source["tags"]) - set(recipe.remove_tags)) | {task.tag} | set(recipe.add_tags)
+        label = recipe.set_label.get(task.tag) if isinstance(recipe.set_label, dict) else recipe.set_label
+        rows.append({**source, "id": item_id, "label": label or source["label"], "object": digest, "ext": ext,
+                     "tags": sorted(tags), "origin": "augmented", "source_id": task.source_id, "recipe": recipe.name,
+                     "transform": json.dumps(record, sort_keys=True, separators=(",", ":"))})
+    return rows
 
 
 def gate_summary(gate: dict[str, Any], forced: bool = False) -> dict[str, Any]:

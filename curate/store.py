@@ -201,7 +201,7 @@ class Dataset:
         if missing:
             raise BadInput(f"commit: media given for id {missing[0]!r}, which is not in the manifest")
         with self.lock():
-            self._sweep_temporaries()
+            self.sweep_temporaries()
             parent = info.pop("parent", "latest")
             parent = self.latest() if parent == "latest" else parent
             if parent is not None and parent not in self.versions():
@@ -275,8 +275,8 @@ class Dataset:
         _atomic_write(self.path / "LATEST", (name + "\n").encode())
         return Version(self, versions_dir / name)
 
-    def _sweep_temporaries(self) -> None:
-        """Remove what a writer killed mid-commit left behind (only ever called under the lock)."""
+    def sweep_temporaries(self) -> None:
+        """Remove what a writer killed mid-commit left behind (call only while holding the lock)."""
         for temp in (self.path / "versions").glob(".tmp-*"):
             shutil.rmtree(temp, ignore_errors=True)
         for temp in (self.path / "objects").glob("*/.tmp-*"):

@@ -217,3 +217,18 @@ def test_weak_tags_recipe_records_evaluation_before_and_after(tmp_path, augment_
         evaluation["after"])
     assert all(0 <= evaluation[k][t] <= 1 for k in ("before", "after") for t in chosen)
     assert "evaluation (logreg, dev)" in out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_corrupt_source_fails_the_run_with_its_id(speech_copy, tmp_path, augment_cli, workers):
+    version = curate.open(speech_copy).load()
+    frame = version.manifest
+    victim = sorted(frame[(frame["split"] == "train") & frame["tags"].map(lambda t: "clean" in t)]["id"])[0]
+    target = version.media_path(victim)
+    target.chmod(0o644)
+    target.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    recipe = recipe_file(tmp_path, speech_copy, budget=200)
+    code, _, err = augment_cli("run", recipe, "--workers", workers)
+    assert code == 2 and f"(source {victim!r}) failed" in err and "no version written" in err
+    assert curate.open(speech_copy).versions() == ["v0001"]
+    assert not list((speech_copy / "objects").glob("*/.tmp-*"))
