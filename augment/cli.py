@@ -34,7 +34,11 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
-        force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced).")) -> None:
+        force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced)."),
+        sweep: Optional[str] = typer.Option(None, "--sweep", help="FIELD=V1,V2,...: build a candidate per value, "
+                                            "evaluate each, commit one (e.g. budget=0.25,0.5,1.0)."),
+        pick: str = typer.Option("best", "--pick", help="With --sweep: 'best' (largest weak-tag lift with no "
+                                 "significant clean cost) or one of the swept values.")) -> None:
     """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
     import shlex
 
@@ -45,6 +49,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True)
+    if sweep is not None:
+        _run_sweep(recipe, sweep, pick, out, workers, seed, dry_run, force, console)
+        return
     loaded = load_recipe(recipe, seed=seed)
     result = run_recipe(loaded, output=out, workers=workers, dry_run=dry_run, force=force, progress=progress,
                         command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
@@ -75,6 +82,28 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     forced = " (FORCED past a failing gate)" if version.info["gate"]["forced"] else ""
     console.print(f"{version.ref}: {len(result.plan.tasks)} new item(s), {version.info['counts']['items']} in all"
                   f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
+
+
+def _run_sweep(recipe, sweep, pick, out, workers, seed, dry_run, force, console) -> None:
+    from augment.sweep import run_sweep
+    from curate.console import EXIT_FAILED, progress
+    from curate.exceptions import BadInput
+
+    if dry_run or force:
+        raise BadInput("--sweep cannot be combined with --dry-run or --force")
+    result, record = run_sweep(recipe, sweep, pick, out, workers, seed, progress)
+    console.print(f"sweep of {record['field']}:", markup=False)
+    for c in record["candidates"]:
+        lift, cost = c["lift"], c["cost"]
+        mark = "  <- picked" if c["value"] == record["picked"] else ""
+        console.print(f"  {c['value']:g}: {c['items']} new item(s), gate {'passed' if c['gate_passed'] else 'FAILED'}, "
+                      f"weak-tag lift {lift['value']:+.1%} [{lift['low']:+.1%}, {lift['high']:+.1%}], clean cost "
+                      f"{cost['value']:+.1%} [{cost['low']:+.1%}, {cost['high']:+.1%}]{mark}", markup=False)
+    if result.status == "rejected":
+        console.print(f"no candidate qualifies; nothing written ({result.rejected_dir})", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    console.print(f"{result.version.ref}: committed the candidate {record['field']}={record['picked']:g}; the sweep "
+                  "is recorded in its version.json", markup=False)
 
 
 @app.command()

@@ -152,12 +152,20 @@ def _dotted(loc: tuple) -> str:
 
 
 def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecipe:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: recipe file does not exist")
     text = path.read_text(encoding="utf-8")
+    node, data = parse_recipe(text, path)
+    if seed is not None:
+        data["seed"] = seed
+    return validate_recipe(data, node, path, text)
+
+
+def parse_recipe(text: str, path: Path):
+    """(YAML node tree for line numbers, plain data) of a recipe's text."""
+    import yaml
+
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -167,8 +175,10 @@ def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecip
                        f"({getattr(exc, 'problem', None) or exc})") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path}: a recipe is a mapping (name, dataset, target, pipeline, ...)")
-    if seed is not None:
-        data["seed"] = seed
+    return node, data
+
+
+def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> LoadedRecipe:
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:

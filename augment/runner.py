@@ -104,8 +104,7 @@ def make_plan(loaded, parent_view) -> Plan:
     for tag, budget in loaded.budgets.items():
         pairs = [(row, copy) for row in sources.itertuples(index=False) for copy in range(recipe.per_source)]
         if budget is not None and len(pairs) > budget:
-            order = np.random.default_rng(np.random.SeedSequence([recipe.seed, stable_hash(tag)])).permutation(len(pairs))
-            pairs = [pairs[i] for i in sorted(order[:budget])]
+            pairs = _stratified_subset(pairs, budget, recipe.seed, tag)
         planned = 0
         for row, copy in pairs:
             item = augmented_id(recipe.name, tag, row.id, copy, output_ext(row.media, row.ext))
@@ -118,6 +117,25 @@ def make_plan(loaded, parent_view) -> Plan:
         per_tag[tag] = {"sources": len(sources), "per_source": recipe.per_source, "budget": budget or 0,
                         "planned": planned}
     return Plan(tasks, per_tag, skipped)
+
+
+def _stratified_subset(pairs: list, budget: int, seed: int, tag: str) -> list:
+    """`budget` of the (source, copy) pairs with the labels in the sources' proportions (largest remainder), a seeded
+    permutation within each label: a budget cut never skews the class priors the ambiguity guard protects, and a
+    smaller budget picks a subset of a larger one's items."""
+    by_label: dict[str, list] = {}
+    for pair in pairs:
+        by_label.setdefault(pair[0].label, []).append(pair)
+    shares = {label: budget * len(group) / len(pairs) for label, group in by_label.items()}
+    quota = {label: int(share) for label, share in shares.items()}
+    for label in sorted(shares, key=lambda l: (-(shares[l] - quota[l]), l))[: budget - sum(quota.values())]:
+        quota[label] += 1
+    chosen = []
+    for label, group in sorted(by_label.items()):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, stable_hash(tag), stable_hash(label)]))
+        chosen += [group[i] for i in sorted(rng.permutation(len(group))[: quota[label]])]
+    order = {id(pair): n for n, pair in enumerate(pairs)}
+    return sorted(chosen, key=lambda pair: order[id(pair)])
 
 
 # -- executing ---------------------------------------------------------------------------------------------------
@@ -262,10 +280,25 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
         return RunResult("up-to-date", plan, version=parent)
     executor = executor or LocalExecutor(workers)
     with dataset.lock():
-        return _execute(loaded, dataset, parent, plan, executor, force, progress, command)
+        built = build_candidate(loaded, dataset, parent, plan, executor, progress)
+        if not built.gate["passed"] and not force:
+            folder = _reject(dataset, loaded, plan, built)
+            return RunResult("rejected", plan, built.gate, rejected_dir=folder, evaluation=built.evaluation)
+        version = commit_candidate(loaded, dataset, parent, plan, built, command)
+        return RunResult("committed", plan, built.gate, version=version, evaluation=built.evaluation)
 
 
-def _execute(loaded, dataset, parent, plan, executor, force, progress, command) -> RunResult:
+@dataclass
+class Built:
+    """A candidate version: its objects are stored, its manifest gated (and evaluated), nothing committed yet."""
+    manifest: Any
+    candidate: Any
+    gate: dict[str, Any]
+    evaluation: dict[str, Any] | None
+    report_parent: Any
+
+
+def build_candidate(loaded, dataset, parent, plan, executor, progress=None) -> Built:
     import pandas as pd
 
     from curate.checks import Candidate
@@ -273,46 +306,50 @@ def _execute(loaded, dataset, parent, plan, executor, force, progress, command) 
 
     recipe = loaded.recipe
     parent_rows = parent.manifest
-    if dataset.path.resolve() != parent.dataset.path.resolve():  # writing into another dataset: bring the objects
+    same = dataset.path.resolve() == parent.dataset.path.resolve()
+    if not same:  # writing into another dataset: bring the parent's objects along
         for digest, ext in zip(parent_rows["object"], parent_rows["ext"]):
             dataset.put_object(parent.dataset.object_path(digest, ext), ext)
     by_id = {r["id"]: r for r in parent_rows.to_dict("records")}
-    store = str(dataset.path)
-    work = [replace(t, store=store) for t in plan.tasks]
+    work = [replace(t, store=str(dataset.path)) for t in plan.tasks]
     tasks = {t.item_id: t for t in work}
     stream = executor.map(loaded.pipelines, work)
     results: Iterable = progress(stream, f"augment {recipe.name}", total=len(plan.tasks)) if progress else stream
     try:
         rows = _rows_from_results(results, tasks, by_id, recipe)
     except ItemFailed as failure:
-        getattr(stream, "close", lambda: None)()  # stops the workers (a pool is terminated) before their half-written files are swept
+        getattr(stream, "close", lambda: None)()  # stop the workers before their half-written files are swept
         dataset.sweep_temporaries()
         raise BadInput(f"item {failure.item_id!r} (source {failure.source_id!r}) failed: {failure.message}; "
                        "no version written") from None
     manifest = pd.concat([parent_rows, pd.DataFrame(rows, columns=parent_rows.columns)], ignore_index=True)
     candidate = Candidate(dataset, manifest, ref=f"candidate-{recipe.name}")
     curation = dict(recipe.curation)
-    targets = [t for t in loaded.budgets if t != "*"]
+    targets = list(loaded.budgets)
     curation.setdefault("realism", {}).setdefault("target_tags", targets)
-    gate = run_gate(candidate, parent if parent.dataset.path.resolve() == dataset.path.resolve() else None,
-                    parse_config(curation, where=f"{loaded.path}: curation"), progress=progress)
+    report_parent = parent if same else None
+    gate = run_gate(candidate, report_parent, parse_config(curation, where=f"{loaded.path}: curation"),
+                    progress=progress)
     evaluation = _evaluate(recipe, parent, candidate, targets) if recipe.evaluate else None
-    report_parent = parent if parent.dataset.path.resolve() == dataset.path.resolve() else None
-    if not gate["passed"] and not force:
-        folder = _reject(dataset, loaded, plan, gate, candidate, report_parent, evaluation)
-        return RunResult("rejected", plan, gate, rejected_dir=folder, evaluation=evaluation)
-    summary = gate_summary(gate, forced=not gate["passed"])
-    info = {"parent": parent.name if parent.dataset.path.resolve() == dataset.path.resolve() else None,
-            "recipe": {"name": recipe.name, "text": loaded.text, "path": str(loaded.path)}, "seed": recipe.seed,
-            "command": command or shlex.join(sys.argv), "gate": summary, "evaluation": evaluation,
-            "source": {"kind": "recipe", "dataset": parent.ref, "targets": loaded.budgets, "plan": plan.per_tag}}
+    return Built(manifest, candidate, gate, evaluation, report_parent)
+
+
+def commit_candidate(loaded, dataset, parent, plan, built: Built, command: str | None = None,
+                     sweep: dict[str, Any] | None = None):
     from curate.report import build_report, report_files
 
-    def reports(record):
-        return report_files(build_report(candidate, report_parent, gate, record), candidate, report_parent)
+    recipe = loaded.recipe
+    info = {"parent": built.report_parent.name if built.report_parent is not None else None,
+            "recipe": {"name": recipe.name, "text": loaded.text, "path": str(loaded.path)}, "seed": recipe.seed,
+            "command": command or shlex.join(sys.argv), "gate": gate_summary(built.gate, forced=not built.gate["passed"]),
+            "evaluation": built.evaluation, "sweep": sweep,
+            "source": {"kind": "recipe", "dataset": parent.ref, "targets": loaded.budgets, "plan": plan.per_tag}}
 
-    version = dataset.commit(manifest, {}, info, files=reports)
-    return RunResult("committed", plan, gate, version=version, evaluation=evaluation)
+    def reports(record):
+        return report_files(build_report(built.candidate, built.report_parent, built.gate, record), built.candidate,
+                            built.report_parent)
+
+    return dataset.commit(built.manifest, {}, info, files=reports)
 
 
 def _rows_from_results(results, tasks, by_id, recipe) -> list[dict[str, Any]]:
@@ -336,10 +373,11 @@ def gate_summary(gate: dict[str, Any], forced: bool = False) -> dict[str, Any]:
                          for f in gate["findings"] if f["severity"] != "info"]}
 
 
-def _reject(dataset, loaded, plan, gate, candidate, parent, evaluation) -> Path:
+def _reject(dataset, loaded, plan, built: Built) -> Path:
     """A refused run leaves its evidence (report, gate result, recipe, plan) in DATASET/rejected/<time>-<recipe>/."""
     from curate.report import build_report, write_report
 
+    gate, candidate, parent, evaluation = built.gate, built.candidate, built.report_parent, built.evaluation
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     folder = dataset.path / "rejected" / f"{stamp}-{loaded.recipe.name}"
     folder.mkdir(parents=True)
@@ -362,6 +400,7 @@ def _evaluate(recipe, parent, candidate, targets: list[str]) -> dict[str, Any]:
     model, seed = options.get("model", "logreg"), int(options.get("seed", recipe.seed))
     split = options.get("split", "dev")
     out: dict[str, Any] = {"model": model, "split": split, "before": {}, "after": {}, "n": {}}
+    # "(untargeted)": scored items carrying none of the targets, i.e. what adding data might cost elsewhere
     for key, view in (("before", parent), ("after", candidate)):
         predictions = run_baseline(view, model=model, seed=seed)
         scored = predictions[predictions["split"] == split] if (predictions["split"] == split).any() else predictions
@@ -374,4 +413,8 @@ def _evaluate(recipe, parent, candidate, targets: list[str]) -> dict[str, Any]:
             if member.any():
                 out[key][tag] = float(correct[member].mean())
                 out["n"][tag] = int(member.sum())
+        rest = ~tags.map(lambda t: bool(set(t) & set(targets)))
+        if rest.any():
+            out[key]["(untargeted)"] = float(correct[rest].mean())
+            out["n"]["(untargeted)"] = int(rest.sum())
     return out

@@ -132,3 +132,33 @@ def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,predic
     _console().print(table)
     flagged = sum(s["flagged"] for s in report["slices"])
     print(f"{flagged} slice(s) significantly below overall accuracy")
+
+
+@app.command()
+def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Lineage of versions: parent, recipe, seed, items added/removed, gate verdict, accuracy before -> after."""
+    from rich.table import Table
+
+    from curate.history import history as lineage
+    from curate.store import open_dataset
+
+    ds = open_dataset(dataset)
+    rows = lineage(ds)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"history of {ds.name}", title_justify="left", show_lines=True)
+    for column in ("version", "parent", "made by", "seed", "+/-", "gate", "evaluation (dev accuracy, 95% CI)"):
+        table.add_column(column)
+    for r in rows:
+        made = r["recipe"] or r["source"] or "-"
+        evaluation = "\n".join(
+            f"{tag}: {_pct(e['before'])} [{_pct(e['before_ci'][0])}-{_pct(e['before_ci'][1])}] -> {_pct(e['after'])} "
+            f"[{_pct(e['after_ci'][0])}-{_pct(e['after_ci'][1])}] n={e['n']}"
+            for tag, e in (r["evaluation"] or {}).items()) or "-"
+        if r["sweep"]:
+            evaluation += f"\nsweep: {len(r['sweep']['candidates'])} candidates, picked {r['sweep']['picked']}"
+        table.add_row(r["version"], r["parent"] or "-", made, str(r["seed"] if r["seed"] is not None else "-"),
+                      f"+{r['added']}/-{r['removed']}", r["gate"] or "-", evaluation)
+    _console().print(table)

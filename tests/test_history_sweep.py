@@ -1,0 +1,74 @@
+"""Experiment tracking: the lineage table, and budget sweeps that commit one candidate and record the rest."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import curate
+
+from conftest import ROOT, SAMPLE_MEDIA
+from test_runner import NOISE_RECIPE, recipe_file
+
+
+@pytest.fixture
+def augment_main(capsys, monkeypatch):
+    from augment.cli import main
+
+    monkeypatch.chdir(ROOT)
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_history_lists_versions_with_lineage(speech_copy, tmp_path, augment_main, curate_cli):
+    assert augment_main("run", recipe_file(tmp_path, speech_copy, budget=4))[0] == 0
+    text = NOISE_RECIPE.replace("name: test_noise", "name: second").replace("seed: 5", "seed: 9")
+    assert augment_main("run", recipe_file(tmp_path, speech_copy, budget=6, name="b.yaml", text=text))[0] == 0
+    result = curate_cli("history", speech_copy, "--json")
+    assert result.code == 0
+    rows = json.loads(result.out)
+    assert [(r["version"], r["parent"], r["recipe"], r["added"]) for r in rows] == [
+        ("v0001", None, None, 250), ("v0002", "v0001", "test_noise", 4), ("v0003", "v0002", "second", 6)]
+    assert [r["gate"] for r in rows] == [None, "passed", "passed"] and rows[2]["seed"] == 9
+    table = curate_cli("history", speech_copy)
+    assert table.code == 0 and "second" in table.out and "+6/-0" in table.out
+
+
+def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_main):
+    recipe = recipe_file(tmp_path, SAMPLE_MEDIA / "speech", budget=20)
+    prints = []
+    for out in ("a", "b"):
+        code, stdout, err = augment_main("run", recipe, "--out", tmp_path / out, "--sweep", "budget=0.5,1.0")
+        assert code == 0, err
+        assert "sweep of budget:" in stdout and "<- picked" in stdout
+        ds = curate.open(tmp_path / out)
+        assert ds.versions() == ["v0001", "v0002"]  # the import, and exactly one candidate
+        info = ds.load().info
+        sweep = info["sweep"]
+        assert sweep["field"] == "budget" and [c["value"] for c in sweep["candidates"]] == [0.5, 1.0]
+        assert [c["items"] for c in sweep["candidates"]] == [10, 20]
+        for c in sweep["candidates"]:
+            assert set(c["lift"]) == {"value", "low", "high"} and c["evaluation"]["split"] == "dev"
+        picked = next(c for c in sweep["candidates"] if c["value"] == sweep["picked"])
+        assert info["counts"]["origin"]["augmented"] == picked["items"]
+        prints.append((sweep["picked"], info["fingerprint"]))
+    assert prints[0] == prints[1]  # same sweep twice: same pick, same bytes
+
+
+def test_pick_a_value_and_bad_sweeps(tmp_path, augment_main):
+    recipe = recipe_file(tmp_path, SAMPLE_MEDIA / "speech", budget=8)
+    code, out, _ = augment_main("run", recipe, "--out", tmp_path / "ds", "--sweep", "budget=0.5,1.0", "--pick", "1")
+    assert code == 0 and curate.open(tmp_path / "ds").load().info["counts"]["origin"]["augmented"] == 8
+    for sweep, message in (("budget", "expected FIELD=V1,V2"), ("budget=1", "at least two"),
+                           ("colour=1,2", "field 'colour' is not in the recipe"),
+                           ("pipeline[0].AddBackgroundNoise.snr_db[1]=x,y", "values must be numbers")):
+        code, _, err = augment_main("run", recipe, "--out", tmp_path / "other", "--sweep", sweep)
+        assert code == 2 and message in err, err
+    code, _, err = augment_main("run", recipe, "--out", tmp_path / "other", "--sweep", "budget=0.5,1", "--pick", "3")
+    assert code == 2 and "--pick: 3 is not one of the swept values" in err
