@@ -32,6 +32,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         out: Optional[str] = typer.Option(None, "--out", help="Dataset to write to (default: the recipe's output, "
                                           "else its dataset)."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
+        executor: str = typer.Option("local", "--executor", help="local (a process pool) or ray."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: 'auto' or a "
+                                                  "cluster address (default: a local Ray instance)."),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
         force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced)."),
@@ -48,12 +51,15 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     from curate.console import EXIT_FAILED, progress
     from rich.console import Console
 
+    from augment.executors import make_executor
+
     console = Console(highlight=False, soft_wrap=True)
+    engine = make_executor(executor, workers, ray_address)
     if sweep is not None:
-        _run_sweep(recipe, sweep, pick, out, workers, seed, dry_run, force, console)
+        _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console)
         return
     loaded = load_recipe(recipe, seed=seed)
-    result = run_recipe(loaded, output=out, workers=workers, dry_run=dry_run, force=force, progress=progress,
+    result = run_recipe(loaded, output=out, executor=engine, dry_run=dry_run, force=force, progress=progress,
                         command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
     for tag, row in result.plan.per_tag.items():
         budget = row["budget"] or "unlimited"
@@ -84,14 +90,14 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                   f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
 
 
-def _run_sweep(recipe, sweep, pick, out, workers, seed, dry_run, force, console) -> None:
+def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console) -> None:
     from augment.sweep import run_sweep
     from curate.console import EXIT_FAILED, progress
     from curate.exceptions import BadInput
 
     if dry_run or force:
         raise BadInput("--sweep cannot be combined with --dry-run or --force")
-    result, record = run_sweep(recipe, sweep, pick, out, workers, seed, progress)
+    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress)
     console.print(f"sweep of {record['field']}:", markup=False)
     for c in record["candidates"]:
         lift, cost = c["lift"], c["cost"]

@@ -158,15 +158,29 @@ class ItemFailed(Exception):
 def augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
     """Transform one source item and store the result; returns (item id, object hash, extension, record).
     Runs in a worker: content-addressed writes are safe from several processes."""
+    item_id, data, ext, record = produce(task)
+    return item_id, store_result(task, data, ext), ext, record
+
+
+def store_result(task: Task, data: bytes, ext: str) -> str:
+    from curate.store import put_object
+
     try:
-        return _augment_one(task)
+        return put_object(task.store, data, ext)
+    except OSError as exc:
+        raise ItemFailed(task.item_id, task.source_id, f"cannot store the result: {exc}") from None
+
+
+def produce(task: Task) -> tuple[str, bytes, str, list[dict]]:
+    """Transform one source item; returns (item id, encoded bytes, extension, record)."""
+    try:
+        return _produce(task)
     except (ValueError, OSError, RuntimeError) as exc:
         raise ItemFailed(task.item_id, task.source_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
-def _augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
+def _produce(task: Task) -> tuple[str, bytes, str, list[dict]]:
     from curate.media import read_audio, read_image
-    from curate.store import put_object
 
     pipeline = _PIPELINES.get(task.tag) or _PIPELINES["*"]
     rng = np.random.default_rng(np.random.SeedSequence(list(task.entropy)))
@@ -184,7 +198,7 @@ def _augment_one(task: Task) -> tuple[str, str, str, list[dict]]:
 
         out, record = pipeline.apply(read_image(task.path), rng=rng, context={"item_id": task.item_id})
         Image.fromarray(out).save(buffer, format="PNG")
-    return task.item_id, put_object(task.store, buffer.getvalue(), ext), ext, record
+    return task.item_id, buffer.getvalue(), ext, record
 
 
 def augment_chunk(tasks: list[Task]) -> list[tuple[str, str, str, list[dict]]]:

@@ -91,7 +91,7 @@ def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:
                                evaluation["n"].get(rest, 0))}
 
 
-def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, workers: int | None = None,
+def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
               seed: int | None = None, progress: Callable | None = None, command: str | None = None):
     from pathlib import Path
 
@@ -117,7 +117,7 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, w
         if chosen_value not in values:
             raise BadInput(f"--pick: {pick} is not one of the swept values {values}")
     dataset, parent = _open_parent(loaded[0].recipe, output, False)
-    executor = LocalExecutor(workers)
+    executor = executor or LocalExecutor()
     candidates, builds = [], []
     with dataset.lock():
         for value, recipe in zip(values, loaded):
