@@ -41,7 +41,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         sweep: Optional[str] = typer.Option(None, "--sweep", help="FIELD=V1,V2,...: build a candidate per value, "
                                             "evaluate each, commit one (e.g. budget=0.25,0.5,1.0)."),
         pick: str = typer.Option("best", "--pick", help="With --sweep: 'best' (largest weak-tag lift with no "
-                                 "significant clean cost) or one of the swept values.")) -> None:
+                                 "significant clean cost) or one of the swept values."),
+        mlflow: bool = typer.Option(False, "--mlflow", help="Log the new version as an MLflow run (extra mlflow)."),
+        mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
     """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
     import shlex
 
@@ -55,8 +57,13 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
 
     console = Console(highlight=False, soft_wrap=True)
     engine = make_executor(executor, workers, ray_address)
+    if mlflow:
+        from curate.tracking import _mlflow
+
+        _mlflow(mlflow_uri)  # fail before the work if MLflow is missing
     if sweep is not None:
-        _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console)
+        version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console)
+        _log(mlflow, version, mlflow_uri, console)
         return
     loaded = load_recipe(recipe, seed=seed)
     result = run_recipe(loaded, output=out, executor=engine, dry_run=dry_run, force=force, progress=progress,
@@ -88,6 +95,14 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     forced = " (FORCED past a failing gate)" if version.info["gate"]["forced"] else ""
     console.print(f"{version.ref}: {len(result.plan.tasks)} new item(s), {version.info['counts']['items']} in all"
                   f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
+    _log(mlflow, version, mlflow_uri, console)
+
+
+def _log(enabled: bool, version, uri: str, console) -> None:
+    if enabled and version is not None:
+        from curate.tracking import log_version
+
+        console.print(f"MLflow run {log_version(version, uri)} logged to {uri}", markup=False)
 
 
 def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console) -> None:
@@ -110,6 +125,7 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
         raise typer.Exit(EXIT_FAILED)
     console.print(f"{result.version.ref}: committed the candidate {record['field']}={record['picked']:g}; the sweep "
                   "is recorded in its version.json", markup=False)
+    return result.version
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """Recipe runner throughput and memory: the speech noise recipe on 1k and 10k source items, 1 and 2 workers.
 
-    python bench/recipe.py [--sizes 1000,10000] [--workers 1,2]
+    python bench/recipe.py [--sizes 1000,10000] [--workers 1,2,ray]   # "ray": a local Ray instance
 
 Source datasets are sample_media/speech replicated (each copy re-levelled by a tiny random gain so every object is
 distinct), all in train. The recipe mixes real cafe noise into every source (budget = sources). The gate runs only
@@ -64,15 +64,16 @@ def build_dataset(folder: Path, items: int) -> Path:
     return import_folder(src, folder / f"ds{items}").version.dataset.path
 
 
-def run_once(dataset: Path, items: int, workers: int, folder: Path) -> tuple[float, float]:
+def run_once(dataset: Path, items: int, workers: str, folder: Path) -> tuple[float, float]:
     recipe = folder / f"recipe{items}.yaml"
     recipe.write_text(RECIPE.format(dataset=dataset, noise=ROOT / "sample_media" / "noise" / "cafe", budget=items))
     out = folder / f"out{items}-{workers}"
     exe = Path(sys.executable).parent / "augment"
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([str(exe), "run", str(recipe), "--out", str(out), "--workers", str(workers)], check=True,
-                   stdout=subprocess.DEVNULL, cwd=ROOT)
+    engine = ["--executor", "ray"] if workers == "ray" else ["--workers", workers]
+    subprocess.run([str(exe), "run", str(recipe), "--out", str(out), *engine], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return items / seconds, max(peak, before) / 1024.0
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    workers = [int(w) for w in args.workers.split(",")]
+    workers = [w.strip() for w in args.workers.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -95,12 +96,15 @@ def main() -> None:
                 rows.append((size, w, rate, peak))
     print(f"\n{'sources':>8s} {'workers':>8s} {'items/s':>9s} {'peak RSS MB':>12s}")
     for size, w, rate, peak in rows:
-        print(f"{size:8d} {w:8d} {rate:9.1f} {peak:12.0f}")
+        print(f"{size:8d} {w:>8s} {rate:9.1f} {peak:12.0f}")
     by = {(s, w): (r, p) for s, w, r, p in rows}
     for size in sizes:
-        if (size, 1) in by and (size, 2) in by:
-            print(f"{size} sources: 2 workers = {by[(size, 2)][0] / by[(size, 1)][0]:.2f}x one worker "
+        if (size, "1") in by and (size, "2") in by:
+            print(f"{size} sources: 2 workers = {by[(size, '2')][0] / by[(size, '1')][0]:.2f}x one worker "
                   "(target >= 1.7x; the machine has 2 cores)")
+        if (size, "ray") in by and (size, "2") in by:
+            print(f"{size} sources: local Ray = {by[(size, 'ray')][0] / by[(size, '2')][0]:.2f}x the 2-worker pool "
+                  "(Ray start-up included)")
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
         ratio = by[(large, workers[0])][1] / by[(small, workers[0])][1]

@@ -20,7 +20,9 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
              model: str = typer.Option("logreg", "--model", help="logreg or knn."),
              out: Optional[Path] = typer.Option(None, "--out", help="Predictions CSV (default: "
                                                 "baseline-<dataset>-<version>.csv here)."),
-             seed: int = typer.Option(0, "--seed", help="Seed for folds and the model.")) -> None:
+             seed: int = typer.Option(0, "--seed", help="Seed for folds and the model."),
+             mlflow: bool = typer.Option(False, "--mlflow", help="Log the baseline as an MLflow run (extra mlflow)."),
+             mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
     """Quick out-of-sample baseline from cheap features; writes predictions for `curate errors`."""
     from curate.baseline import run_baseline, summary
     from curate.store import load_ref
@@ -33,6 +35,10 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
     splits = ", ".join(f"{k} {_pct(v)}" for k, v in figures["per_split"].items())
     print(f"{version.ref}: {model} baseline ({figures['scheme']}): accuracy {_pct(figures['accuracy'])} on "
           f"{figures['n']} out-of-sample items ({splits}); predictions written to {target}")
+    if mlflow:
+        from curate.tracking import log_baseline
+
+        print(f"MLflow run {log_baseline(version, target, figures, model, seed, mlflow_uri)} logged to {mlflow_uri}")
 
 
 @app.command()

@@ -72,3 +72,35 @@ def test_pick_a_value_and_bad_sweeps(tmp_path, augment_main):
         assert code == 2 and message in err, err
     code, _, err = augment_main("run", recipe, "--out", tmp_path / "other", "--sweep", "budget=0.5,1", "--pick", "3")
     assert code == 2 and "--pick: 3 is not one of the swept values" in err
+
+
+needs_mlflow = pytest.mark.skipif(__import__("importlib.util").util.find_spec("mlflow") is None
+                                  and not __import__("os").environ.get("CI"),
+                                  reason="needs the mlflow extra (.ci/run installs it; CI never skips)")
+
+
+@needs_mlflow
+def test_mlflow_run_records_the_version(speech_copy, tmp_path, augment_main):
+    import mlflow
+
+    uri = tmp_path / "mlruns"
+    code, out, err = augment_main("run", recipe_file(tmp_path, speech_copy, budget=4), "--mlflow", "--mlflow-uri", uri)
+    assert code == 0 and "MLflow run" in out, err
+    version = curate.open(speech_copy).load()
+    client = mlflow.tracking.MlflowClient(uri.resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "rubbersheet"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["fingerprint"] == version.info["fingerprint"]
+    assert run.data.params["parent_fingerprint"] == curate.open(speech_copy).load("v0001").info["fingerprint"]
+    assert run.data.params["recipe"] == "test_noise" and run.data.metrics["gate.error"] == 0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "test_noise.yaml"} <= artifacts
+
+
+def test_mlflow_missing_says_how_to_install(speech_dataset, tmp_path, augment_main, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    code, _, err = augment_main("run", recipe_file(tmp_path, speech_dataset, budget=4), "--out", tmp_path / "ds",
+                                "--mlflow")
+    assert code == 2 and "pip install 'rubbersheet[mlflow]'" in err and not (tmp_path / "ds").exists()
