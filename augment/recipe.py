@@ -152,6 +152,12 @@ def _dotted(loc: tuple) -> str:
 
 
 def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecipe:
+    path, text, node, data = read_recipe(path, seed)
+    return validate_recipe(data, node, path, text)
+
+
+def read_recipe(path: str | os.PathLike, seed: int | None = None):
+    """(path, text, YAML node tree, plain data) of a recipe file, before validation; `seed` overrides its seed."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: recipe file does not exist")
@@ -159,7 +165,7 @@ def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecip
     node, data = parse_recipe(text, path)
     if seed is not None:
         data["seed"] = seed
-    return validate_recipe(data, node, path, text)
+    return path, text, node, data
 
 
 def parse_recipe(text: str, path: Path):

@@ -93,20 +93,12 @@ def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:
 
 def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
               seed: int | None = None, progress: Callable | None = None, command: str | None = None):
-    from pathlib import Path
-
-    from augment.recipe import parse_recipe, validate_recipe
+    from augment.recipe import read_recipe, validate_recipe
     from augment.runner import (Built, LocalExecutor, RunResult, _open_parent, _reject, build_candidate,
                                 commit_candidate, make_plan)
 
     field, values = parse_sweep(sweep)
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: recipe file does not exist")
-    text = path.read_text(encoding="utf-8")
-    node, data = parse_recipe(text, path)
-    if seed is not None:
-        data["seed"] = seed
+    path, text, node, data = read_recipe(path, seed)
     data.setdefault("evaluate", {"baseline": {}})
     loaded = [validate_recipe(set_field(data, field, v), node, path, text) for v in values]
     if pick != "best":

@@ -32,6 +32,23 @@ def curate_cli(capsys):
     return run
 
 
+@pytest.fixture
+def augment_cli(capsys, monkeypatch):
+    """Run `augment ARGS...` in-process from the repository root (recipes name sample_media relative to it);
+    returns (exit code, stdout, stderr)."""
+    from augment.cli import main
+
+    monkeypatch.chdir(ROOT)
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def speech_dataset(tmp_path_factory) -> Path:
     """sample_media/speech imported once (read-only for tests; copy it before writing)."""

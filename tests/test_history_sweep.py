@@ -7,29 +7,14 @@ import pytest
 
 import curate
 
-from conftest import ROOT, SAMPLE_MEDIA
+from conftest import SAMPLE_MEDIA
 from test_runner import NOISE_RECIPE, recipe_file
 
 
-@pytest.fixture
-def augment_main(capsys, monkeypatch):
-    from augment.cli import main
-
-    monkeypatch.chdir(ROOT)
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
-def test_history_lists_versions_with_lineage(speech_copy, tmp_path, augment_main, curate_cli):
-    assert augment_main("run", recipe_file(tmp_path, speech_copy, budget=4))[0] == 0
+def test_history_lists_versions_with_lineage(speech_copy, tmp_path, augment_cli, curate_cli):
+    assert augment_cli("run", recipe_file(tmp_path, speech_copy, budget=4))[0] == 0
     text = NOISE_RECIPE.replace("name: test_noise", "name: second").replace("seed: 5", "seed: 9")
-    assert augment_main("run", recipe_file(tmp_path, speech_copy, budget=6, name="b.yaml", text=text))[0] == 0
+    assert augment_cli("run", recipe_file(tmp_path, speech_copy, budget=6, name="b.yaml", text=text))[0] == 0
     result = curate_cli("history", speech_copy, "--json")
     assert result.code == 0
     rows = json.loads(result.out)
@@ -40,11 +25,11 @@ def test_history_lists_versions_with_lineage(speech_copy, tmp_path, augment_main
     assert table.code == 0 and "second" in table.out and "+6/-0" in table.out
 
 
-def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_main):
+def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_cli):
     recipe = recipe_file(tmp_path, SAMPLE_MEDIA / "speech", budget=20)
     prints = []
     for out in ("a", "b"):
-        code, stdout, err = augment_main("run", recipe, "--out", tmp_path / out, "--sweep", "budget=0.5,1.0")
+        code, stdout, err = augment_cli("run", recipe, "--out", tmp_path / out, "--sweep", "budget=0.5,1.0")
         assert code == 0, err
         assert "sweep of budget:" in stdout and "<- picked" in stdout
         ds = curate.open(tmp_path / out)
@@ -61,16 +46,16 @@ def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_m
     assert prints[0] == prints[1]  # same sweep twice: same pick, same bytes
 
 
-def test_pick_a_value_and_bad_sweeps(tmp_path, augment_main):
+def test_pick_a_value_and_bad_sweeps(tmp_path, augment_cli):
     recipe = recipe_file(tmp_path, SAMPLE_MEDIA / "speech", budget=8)
-    code, out, _ = augment_main("run", recipe, "--out", tmp_path / "ds", "--sweep", "budget=0.5,1.0", "--pick", "1")
+    code, out, _ = augment_cli("run", recipe, "--out", tmp_path / "ds", "--sweep", "budget=0.5,1.0", "--pick", "1")
     assert code == 0 and curate.open(tmp_path / "ds").load().info["counts"]["origin"]["augmented"] == 8
     for sweep, message in (("budget", "expected FIELD=V1,V2"), ("budget=1", "at least two"),
                            ("colour=1,2", "field 'colour' is not in the recipe"),
                            ("pipeline[0].AddBackgroundNoise.snr_db[1]=x,y", "values must be numbers")):
-        code, _, err = augment_main("run", recipe, "--out", tmp_path / "other", "--sweep", sweep)
+        code, _, err = augment_cli("run", recipe, "--out", tmp_path / "other", "--sweep", sweep)
         assert code == 2 and message in err, err
-    code, _, err = augment_main("run", recipe, "--out", tmp_path / "other", "--sweep", "budget=0.5,1", "--pick", "3")
+    code, _, err = augment_cli("run", recipe, "--out", tmp_path / "other", "--sweep", "budget=0.5,1", "--pick", "3")
     assert code == 2 and "--pick: 3 is not one of the swept values" in err
 
 
@@ -80,11 +65,11 @@ needs_mlflow = pytest.mark.skipif(__import__("importlib.util").util.find_spec("m
 
 
 @needs_mlflow
-def test_mlflow_run_records_the_version(speech_copy, tmp_path, augment_main):
+def test_mlflow_run_records_the_version(speech_copy, tmp_path, augment_cli):
     import mlflow
 
     uri = tmp_path / "mlruns"
-    code, out, err = augment_main("run", recipe_file(tmp_path, speech_copy, budget=4), "--mlflow", "--mlflow-uri", uri)
+    code, out, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=4), "--mlflow", "--mlflow-uri", uri)
     assert code == 0 and "MLflow run" in out, err
     version = curate.open(speech_copy).load()
     client = mlflow.tracking.MlflowClient(uri.resolve().as_uri())
@@ -97,10 +82,10 @@ def test_mlflow_run_records_the_version(speech_copy, tmp_path, augment_main):
     assert {"report.html", "test_noise.yaml"} <= artifacts
 
 
-def test_mlflow_missing_says_how_to_install(speech_dataset, tmp_path, augment_main, monkeypatch):
+def test_mlflow_missing_says_how_to_install(speech_dataset, tmp_path, augment_cli, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    code, _, err = augment_main("run", recipe_file(tmp_path, speech_dataset, budget=4), "--out", tmp_path / "ds",
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_dataset, budget=4), "--out", tmp_path / "ds",
                                 "--mlflow")
     assert code == 2 and "pip install 'rubbersheet[mlflow]'" in err and not (tmp_path / "ds").exists()

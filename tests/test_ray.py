@@ -9,18 +9,17 @@ import pytest
 
 import curate
 
-from test_runner import recipe_file
-from test_history_sweep import augment_main  # noqa: F401  (fixture)
+from test_runner import corrupt_a_source, recipe_file
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None and not os.environ.get("CI"),
                                reason="needs the ray extra (.ci/run installs it; CI never skips)")
 
 
 @needs_ray
-def test_ray_and_the_local_pool_give_the_same_fingerprint(speech_dataset, tmp_path, augment_main):
+def test_ray_and_the_local_pool_give_the_same_fingerprint(speech_dataset, tmp_path, augment_cli):
     recipe = recipe_file(tmp_path, speech_dataset, budget=12)
-    assert augment_main("run", recipe, "--out", tmp_path / "local", "--workers", 2)[0] == 0
-    code, out, err = augment_main("run", recipe, "--out", tmp_path / "ray", "--executor", "ray")
+    assert augment_cli("run", recipe, "--out", tmp_path / "local", "--workers", 2)[0] == 0
+    code, out, err = augment_cli("run", recipe, "--out", tmp_path / "ray", "--executor", "ray")
     assert code == 0, err
     local, ray_version = curate.open(tmp_path / "local").load(), curate.open(tmp_path / "ray").load()
     assert ray_version.info["fingerprint"] == local.info["fingerprint"]
@@ -28,24 +27,19 @@ def test_ray_and_the_local_pool_give_the_same_fingerprint(speech_dataset, tmp_pa
 
 
 @needs_ray
-def test_a_corrupt_source_fails_the_ray_run_with_its_id(speech_copy, tmp_path, augment_main):
-    version = curate.open(speech_copy).load()
-    frame = version.manifest
-    victim = sorted(frame[(frame["split"] == "train") & frame["tags"].map(lambda t: "clean" in t)]["id"])[3]
-    target = version.media_path(victim)
-    target.chmod(0o644)
-    target.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
-    code, _, err = augment_main("run", recipe_file(tmp_path, speech_copy, budget=200), "--executor", "ray")
+def test_a_corrupt_source_fails_the_ray_run_with_its_id(speech_copy, tmp_path, augment_cli):
+    victim = corrupt_a_source(speech_copy, 3)
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=200), "--executor", "ray")
     assert code == 2 and f"(source {victim!r}) failed" in err and "no version written" in err
     assert curate.open(speech_copy).versions() == ["v0001"]
     assert not list((speech_copy / "objects").glob("*/.tmp-*")) and not list((speech_copy / "objects").glob(".probe-*"))
 
 
-def test_without_ray_the_executor_says_how_to_install_it(speech_dataset, tmp_path, augment_main, monkeypatch):
+def test_without_ray_the_executor_says_how_to_install_it(speech_dataset, tmp_path, augment_cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    code, _, err = augment_main("run", recipe_file(tmp_path, speech_dataset), "--executor", "ray")
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_dataset), "--executor", "ray")
     assert code == 2 and "pip install 'rubbersheet[ray]'" in err
-    code, _, err = augment_main("run", recipe_file(tmp_path, speech_dataset), "--executor", "spark")
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_dataset), "--executor", "spark")
     assert code == 2 and "--executor: 'spark' is not one of local, ray" in err
 
 

@@ -49,21 +49,6 @@ def run_cli(*args: str, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
-@pytest.fixture
-def augment_cli(capsys, monkeypatch):
-    from augment.cli import main
-
-    monkeypatch.chdir(ROOT)
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
 def test_same_recipe_and_seed_give_the_same_fingerprint_whatever_the_workers(speech_dataset, tmp_path, augment_cli):
     recipe = recipe_file(tmp_path, speech_dataset)
     prints = []
@@ -219,14 +204,20 @@ def test_weak_tags_recipe_records_evaluation_before_and_after(tmp_path, augment_
     assert "evaluation (logreg, dev)" in out
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_corrupt_source_fails_the_run_with_its_id(speech_copy, tmp_path, augment_cli, workers):
-    version = curate.open(speech_copy).load()
+def corrupt_a_source(dataset, index: int = 0) -> str:
+    """Overwrite the stored bytes of one clean train item (a recipe source) with a broken WAV; return its id."""
+    version = curate.open(dataset).load()
     frame = version.manifest
-    victim = sorted(frame[(frame["split"] == "train") & frame["tags"].map(lambda t: "clean" in t)]["id"])[0]
+    victim = sorted(frame[(frame["split"] == "train") & frame["tags"].map(lambda t: "clean" in t)]["id"])[index]
     target = version.media_path(victim)
     target.chmod(0o644)
     target.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    return victim
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_corrupt_source_fails_the_run_with_its_id(speech_copy, tmp_path, augment_cli, workers):
+    victim = corrupt_a_source(speech_copy)
     recipe = recipe_file(tmp_path, speech_copy, budget=200)
     code, _, err = augment_cli("run", recipe, "--workers", workers)
     assert code == 2 and f"(source {victim!r}) failed" in err and "no version written" in err
