@@ -78,6 +78,8 @@ def open_dataset(path: str | os.PathLike, *, create: bool = False) -> "Dataset":
         if root.exists():
             raise BadInput(f"{root}: not a rubbersheet dataset (no dataset.json)")
         raise BadInput(f"{root}: dataset does not exist")
+    if root.exists() and not root.is_dir():
+        raise BadInput(f"{root}: is a file, not a dataset directory")
     if root.exists() and any(root.iterdir()):
         raise BadInput(f"{root}: exists, is not empty and is not a rubbersheet dataset")
     (root / "objects").mkdir(parents=True, exist_ok=True)
