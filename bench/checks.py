@@ -85,7 +85,7 @@ def main() -> None:
             perceptual_hashes(candidate)
         features = time.perf_counter() - start
         start = time.perf_counter()
-        result = run_gate(candidate, version, parse_config({}))
+        result = run_gate(candidate, None, parse_config({}))  # no parent: every augmented item is judged
         gate = time.perf_counter() - start
     print(f"\n{args.items} {args.media} items (sample_media replicated with perturbations), 1 process\n")
     print(f"{'step':34s} {'seconds':>8s}")
