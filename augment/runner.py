@@ -345,6 +345,12 @@ def build_candidate(loaded, dataset, parent, plan, executor, progress=None) -> B
     gate = run_gate(candidate, report_parent, parse_config(curation, where=f"{loaded.path}: curation"),
                     progress=progress)
     evaluation = _evaluate(recipe, parent, candidate, targets) if recipe.evaluate else None
+    if evaluation:
+        from curate.checks import evaluation as evaluation_check
+        from curate.checks.gate import add_findings
+
+        config = parse_config(curation, where=f"{loaded.path}: curation").section("evaluation")
+        gate = add_findings(gate, evaluation_check.check(evaluation, targets, config))
     return Built(manifest, candidate, gate, evaluation, report_parent)
 
 

@@ -13,10 +13,10 @@ share per-item seeds, so a sweep is reproducible and smaller budgets reuse the l
 from __future__ import annotations
 
 import copy
-import math
 import re
 from typing import Any, Callable
 
+from curate.errors import accuracy_change as difference
 from curate.exceptions import BadInput
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -66,15 +66,6 @@ def set_field(data: dict[str, Any], field: str, value: float) -> dict[str, Any]:
         raise BadInput(f"--sweep: field {field!r} is not a number in the recipe")
     target[last] = int(value) if isinstance(current, int) and float(value).is_integer() else value
     return data
-
-
-def difference(before: float, after: float, n: int) -> dict[str, float]:
-    """after - before on the same n items, with a 95 % normal-approximation interval."""
-    if not n:
-        return {"value": 0.0, "low": 0.0, "high": 0.0}
-    se = math.sqrt(max(before * (1 - before), 1e-12) / n + max(after * (1 - after), 1e-12) / n)
-    delta = after - before
-    return {"value": delta, "low": delta - 1.96 * se, "high": delta + 1.96 * se}
 
 
 def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:

@@ -263,3 +263,21 @@ def test_full_gate_result_shape(speech_dataset):
                                                                    "leakage"}
     json.dumps(result)
     assert all(set(f) == {"check", "severity", "message", "items", "figures"} for f in result["findings"])
+
+
+def test_a_significant_accuracy_drop_is_a_finding():
+    from curate.checks import evaluation
+    from curate.checks.gate import add_findings
+
+    figures = {"split": "dev", "before": {"car_noise": 0.9, "(untargeted)": 0.8, "(all)": 0.82},
+               "after": {"car_noise": 0.5, "(untargeted)": 0.78, "(all)": 0.7},
+               "n": {"car_noise": 50, "(untargeted)": 100, "(all)": 150}}
+    findings = evaluation.check(figures, ["car_noise"], section("evaluation"))
+    worse = [f for f in findings if f.severity == "warning"]
+    assert [f.figures["tag"] for f in worse] == ["car_noise", "(all)"]
+    assert "90.0% -> 50.0%" in worse[0].message and worse[0].figures["high"] < 0
+    strict = evaluation.check(figures, ["car_noise"], section("evaluation", drop_severity="error"))
+    gate = add_findings({"block_on": ["error"], "findings": []}, strict)
+    assert gate["passed"] is False and gate["counts"]["error"] == 2
+    flat = {"split": "dev", "before": {"car_noise": 0.5}, "after": {"car_noise": 0.55}, "n": {"car_noise": 10}}
+    assert [f.severity for f in evaluation.check(flat, ["car_noise"], section("evaluation"))] == ["info"]

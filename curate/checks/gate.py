@@ -13,6 +13,8 @@ Config (YAML file for `curate check --config`, or the recipe's `curation:` block
     splits:      {min_per_label: 2, max_prevalence_deviation: 0.1}
     ambiguity:   {max_prior_shift: 0.2, min_neighbour_share: 0.1, min_confusion: 0.1}
     leakage:     {near_duplicates: true, image_hamming_radius: 6, audio_cosine: 0.995}
+    evaluation:  {drop_severity: warning}   # when a recipe evaluates: a significant accuracy drop on a target tag,
+                                            # or on the untargeted items, is a finding of this severity
 
 Result: {"passed": bool, "block_on": [...], "counts": {severity: n}, "findings": [{check, severity, message, items,
 figures}]}, the input to reports.
@@ -72,6 +74,10 @@ class LeakageConfig(_Section):
     audio_cosine: float = Field(0.995, gt=0, le=1)
 
 
+class EvaluationConfig(_Section):
+    drop_severity: Literal["info", "warning", "error"] = "warning"
+
+
 class GateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     checks: list[Literal["realism", "consistency", "splits", "ambiguity", "leakage"]] = list(CHECK_NAMES)
@@ -83,6 +89,7 @@ class GateConfig(BaseModel):
     splits: SplitsConfig = SplitsConfig()
     ambiguity: AmbiguityConfig = AmbiguityConfig()
     leakage: LeakageConfig = LeakageConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     def section(self, name: str) -> _Section:
         section = getattr(self, name)
@@ -133,7 +140,13 @@ def run_gate(candidate, parent, config: GateConfig | dict | None = None, progres
         findings += modules[name].check(candidate, parent, config.section(name))
         timings[name] = round(time.perf_counter() - start, 3)
     blocking = ("error",) if config.block_on == "error" else ("error", "warning")
-    counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")}
-    return {"passed": not any(f.severity in blocking for f in findings), "block_on": list(blocking),
-            "counts": counts, "checks": list(config.checks), "seconds": timings,
-            "findings": [f.to_dict() for f in findings]}
+    result = {"block_on": list(blocking), "checks": list(config.checks), "seconds": timings, "findings": []}
+    return add_findings(result, findings)
+
+
+def add_findings(result: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
+    """Add findings to a gate result and recompute its counts and verdict."""
+    result["findings"] = result["findings"] + [f.to_dict() for f in findings]
+    result["counts"] = {s: sum(f["severity"] == s for f in result["findings"]) for s in ("error", "warning", "info")}
+    result["passed"] = not any(f["severity"] in result["block_on"] for f in result["findings"])
+    return result
