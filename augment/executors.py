@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 from curate.exceptions import BadInput
 
-CHUNK = 16
 _RAY_STATE: dict[str, Any] = {}
 
 
@@ -66,9 +65,11 @@ def _sees(path: str) -> bool:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None, chunk: int = CHUNK):
+    def __init__(self, address: str | None = None, chunk: int | None = None):
+        from augment.runner import CHUNK
+
         self.address = address
-        self.chunk = chunk
+        self.chunk = chunk or CHUNK
         self.shared: bool | None = None
 
     def map(self, pipelines: dict[str, Any], tasks: list) -> Iterator[tuple[str, str, str, list[dict]]]:
