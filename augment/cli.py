@@ -48,19 +48,18 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     import shlex
 
     from augment.recipe import load_recipe
-    from augment.runner import run_recipe
+    from augment.run import run_recipe
+    from augment.run.execute import make_executor
     from curate.cli_checks import print_gate
     from curate.console import EXIT_FAILED, progress
     from rich.console import Console
 
-    from augment.executors import make_executor
-
     console = Console(highlight=False, soft_wrap=True)
     engine = make_executor(executor, workers, ray_address)
     if mlflow:
-        from curate.tracking import _mlflow
+        from curate.tracking import require_mlflow
 
-        _mlflow(mlflow_uri)  # fail before the work if MLflow is missing
+        require_mlflow(mlflow_uri)  # fail before the work if MLflow is missing
     if sweep is not None:
         version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console)
         _log(mlflow, version, mlflow_uri, console)
@@ -68,18 +67,24 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     loaded = load_recipe(recipe, seed=seed)
     result = run_recipe(loaded, output=out, executor=engine, dry_run=dry_run, force=force, progress=progress,
                         command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
-    for tag, row in result.plan.per_tag.items():
-        budget = row["budget"] or "unlimited"
-        console.print(f"plan {tag}: {row['sources']} source(s) x {row['per_source']} (budget {budget}) -> "
-                      f"{row['planned']} new item(s)", markup=False)
-    if result.plan.skipped_existing:
-        console.print(f"{result.plan.skipped_existing} planned item(s) already in the dataset (same recipe, seed and "
-                      "source): skipped", markup=False)
+    plan = result.plan
+    for tag, row in plan.per_tag.items():
+        console.print(f"plan {tag}: {row.sources} source(s) x {row.per_source} (budget {row.budget or 'unlimited'}) "
+                      f"-> {row.planned} new item(s)", markup=False)
+    if plan.existing:
+        console.print(f"{plan.existing} planned item(s) already in the dataset (same pipeline, seed, source, label "
+                      "and tags): kept", markup=False)
+    if plan.previous:
+        action = "kept beside the new ones (previous: keep)" if plan.keep_previous else \
+            "replaced (previous: replace)"
+        console.print(f"{len(plan.previous)} item(s) this recipe made before with another pipeline, seed or label "
+                      f"rule: {action}", markup=False)
     if result.status == "dry-run":
         console.print(f"dry run: {len(result.plan.tasks)} item(s) would be generated; nothing written")
         return
     if result.status == "up-to-date":
-        console.print(f"{result.version.ref}: up to date, nothing new to generate")
+        where = result.version.ref if result.version is not None else "the dataset"
+        console.print(f"{where}: up to date, nothing new to generate; nothing written", markup=False)
         return
     print_gate(result.gate, console)
     if result.evaluation:
@@ -113,6 +118,10 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
     if dry_run or force:
         raise BadInput("--sweep cannot be combined with --dry-run or --force")
     result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress)
+    if result.status == "up-to-date" and record["picked"] is None:
+        console.print(f"sweep of {record['field']}: every candidate is already in the dataset; nothing written",
+                      markup=False)
+        return None
     console.print(f"sweep of {record['field']}:", markup=False)
     for c in record["candidates"]:
         lift, cost = c["lift"], c["cost"]
@@ -123,6 +132,10 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
     if result.status == "rejected":
         console.print(f"no candidate qualifies; nothing written ({result.rejected_dir})", markup=False)
         raise typer.Exit(EXIT_FAILED)
+    if result.status == "up-to-date":
+        console.print(f"the picked candidate {record['field']}={record['picked']:g} adds nothing; nothing written",
+                      markup=False)
+        return None
     console.print(f"{result.version.ref}: committed the candidate {record['field']}={record['picked']:g}; the sweep "
                   "is recorded in its version.json", markup=False)
     return result.version

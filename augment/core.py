@@ -1,24 +1,36 @@
 """Transform base, containers (Compose, OneOf, SomeOf, Sometimes), registry, records, to/from dict.
 
-A transform validates its parameters in __init__ (ValueError naming the parameter), draws the random parameters of
-one call in `sample(rng, data, context)` from the numpy Generator it is given, and applies them in the pure
-`apply_params(data, params, context)`. The params dict is the only link between the two, so a transform object holds
-no per-call state: it is thread-safe, picklable and reproducible from (input, seed) alone.
+A transform declares its parameters (`params`, see augment.inputs.Param); the base constructor checks every value
+against that declaration and raises ParameterError naming the parameter, so the constructor, `to_dict`, the
+catalogue and recipe errors share one source. A call draws its random parameters in `sample(rng, data, context)`
+from the numpy Generator it is given and applies them in the pure `apply_params(data, params, context)`. The params
+dict is the only link between the two, so a transform object holds no per-call state: it is thread-safe, picklable
+and reproducible from (input, seed) alone.
 
     out = t(x, sample_rate=16000, seed=7)
     out, record = t.apply(x, sample_rate=16000, rng=np.random.default_rng(7))
+
+Nesting. Only the outermost pipeline takes a `seed`: nested transforms draw from its Generator (a nested seed would
+give every item the same draws, so a container refuses a child that has one). `on_clip` (audio) is honoured at every
+level: a nested step's policy is applied to its own output right after it runs, and it stays the policy in force
+for the rest of the pipeline. The final output gets the outermost pipeline's `on_clip` when it sets one, else the
+policy in force, else `limit`. So a step that says `allow` keeps its overs (and a later step's) unless a later step
+or the outermost pipeline says otherwise.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, ClassVar, Iterable, Sequence
+import inspect
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from augment.inputs import apply_clip_policy, check_input
+from augment.params import (ON_CLIP, REQUIRED, Param, ParameterError,  # noqa: F401  (re-exported for transforms)
+                            check_list, check_number, check_range, check_seed, cumulative_weights, defaults,
+                            parameter_names, parameter_rows, to_jsonable, unknown_parameter)
 
 REGISTRY: dict[str, type["Transform"]] = {}
-CLIP_POLICIES = ("limit", "normalize", "error", "allow")
+NESTED_SEED = "only the outermost pipeline takes a seed; nested transforms draw from its Generator"
 
 
 class Context(dict):
@@ -37,23 +49,39 @@ class Context(dict):
 
 
 class Transform:
-    """Base class. Subclasses set `media` ("audio", "image" or "any"), keep their configuration in `self.config`
-    (JSON-safe, exactly the constructor's keyword arguments) and implement `sample` and `apply_params`."""
+    """Base class. Subclasses set `media` ("audio", "image" or "any") and `params` (one Param per constructor
+    parameter, in the constructor's order), pass every parameter to `super().__init__(name=value, ...)`, and
+    implement `sample` and `apply_params`. `self.config` holds the checked values (JSON-safe)."""
 
     media: ClassVar[str] = "any"
-    # True when the class takes parameters it validates itself (**params), so from_dict must not pre-check names
+    params: ClassVar[dict[str, Param]] = {}
+    # True when the class also takes parameters it validates itself (**params), beyond those in `params`
     open_parameters: ClassVar[bool] = False
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
         if register:
+            declared = list(defaults(cls))
+            if declared != list(cls.params):  # a class whose catalogue would lie is a bug: fail at import
+                raise TypeError(f"{cls.__name__}: constructor parameters {declared} do not match its params "
+                                f"{list(cls.params)}")
             REGISTRY[cls.__name__] = cls
 
-    def __init__(self, config: dict[str, Any] | None = None, *, seed: int | None = None, on_clip: str | None = None):
-        self.config = dict(config or {})
+    def __init__(self, *, seed: int | None = None, on_clip: str | None = None, **values: Any):
+        config = {}
+        for key, value in values.items():
+            param = type(self).params.get(key)
+            if param is None and not type(self).open_parameters:
+                raise unknown_parameter(key, parameter_names(type(self)))
+            checked = param.check(key, value) if param is not None else value
+            if checked is not None:
+                config[key] = checked
+        self.config = config
         self.seed = check_seed(seed)
-        if on_clip is not None and on_clip not in CLIP_POLICIES:
-            raise ValueError(f"on_clip: {on_clip!r} is not one of {', '.join(CLIP_POLICIES)}")
+        if on_clip is not None:
+            ON_CLIP.check("on_clip", on_clip)
+            if self.pipeline_media() == "image":
+                raise ParameterError("on_clip", "applies to audio; image pipelines have no clipping to handle")
         self.on_clip = on_clip
 
     @property
@@ -104,15 +132,19 @@ class Transform:
         ctx = Context(context or {})
         media = self.pipeline_media()
         data, kind, input_power = check_input(data, media, sample_rate)
+        ctx["_kind"] = kind
         if sample_rate is not None:
             ctx["sample_rate"] = int(sample_rate)
         if input_power is not None:
             ctx["_input"], ctx["_input_power"] = data, input_power
         out, record = self.run(data, rng, ctx)
         if kind == "audio":
-            out, clip = apply_clip_policy(out, self.on_clip or "limit")
-            if clip is not None:
-                record.append(clip)
+            policy = self.on_clip or ctx.get("_policy") or "limit"
+            # an output a nested step already checked under the same policy needs no second entry
+            if not (out is ctx.get("_checked") and policy == ctx.get("_policy")):
+                out, clip = apply_clip_policy(out, policy)
+                if clip is not None:
+                    record.append(clip)
         if context is not None:  # side outputs (e.g. defect masks) reach the caller's dict
             context.update({k: v for k, v in ctx.items() if not k.startswith("_")})
         return out, record
@@ -142,20 +174,41 @@ class Transform:
         self.__dict__.update(rebuilt.__dict__)
 
 
+def run_step(step: Transform, data: np.ndarray, rng: np.random.Generator, context: Context):
+    """A container's child: its run, then (audio) its own on_clip, which becomes the policy in force."""
+    data, record = step.run(data, rng, context)
+    if step.on_clip is not None and context.get("_kind") == "audio":
+        data, clip = apply_clip_policy(data, step.on_clip)
+        if clip is not None:
+            record = [*record, clip]
+        context["_policy"], context["_checked"] = step.on_clip, data
+    return data, record
+
+
+def adopt(value: Transform | dict, where: str) -> Transform:
+    """A container's child, built from its dict form if need be; errors name it by its place (`transforms[0]`)."""
+    child = as_transform(value, where)
+    if child.seed is not None:
+        raise ParameterError(f"{where}.{child.name}.seed", NESTED_SEED)
+    return child
+
+
 class Container(Transform, register=False):
     """A transform made of transforms; its record is its children's records, flattened."""
 
+    params = {"transforms": Param.child("list of transforms (objects or {Name: {params}})")}
+
     def __init__(self, transforms: Sequence[Transform | dict], **kwargs: Any):
-        children = [as_transform(t, f"transforms[{i}]") for i, t in enumerate(_as_list(transforms, "transforms"))]
-        if not children:
-            raise ValueError("transforms: a container needs at least one transform")
-        self.transforms = children
+        items = check_list("transforms", transforms)
+        if not items:
+            raise ParameterError("transforms", "a container needs at least one transform")
+        self.transforms = [adopt(t, f"transforms[{i}]") for i, t in enumerate(items)]
         super().__init__(**kwargs)
 
     def pipeline_media(self) -> str:
         kinds = {t.pipeline_media() for t in self.transforms} - {"any"}
         if len(kinds) > 1:
-            raise ValueError(f"transforms: mixes {' and '.join(sorted(kinds))} transforms in one pipeline")
+            raise ParameterError("transforms", f"mixes {' and '.join(sorted(kinds))} transforms in one pipeline")
         return kinds.pop() if kinds else "any"
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +221,7 @@ class Container(Transform, register=False):
         record: list[dict] = []
         for i, t in enumerate(self.transforms):
             if i in chosen:
-                data, part = t.run(data, rng, context)
+                data, part = run_step(t, data, rng, context)
             else:
                 part = skipped_records(t, "not chosen")
             record.extend(part)
@@ -195,21 +248,32 @@ class Compose(Container):
     def run(self, data, rng, context):
         record: list[dict] = []
         for t in self.transforms:
-            data, part = t.run(data, rng, context)
+            data, part = run_step(t, data, rng, context)
             record.extend(part)
         return data, record
+
+
+def _check_weights(name: str, value: Any) -> list[float] | None:
+    return None if value is None else [check_number(name, w) for w in check_list(name, value)]
+
+
+def _check_count(name: str, value: Any) -> int | list[int]:
+    """A fixed count stays an int; a [min, max] range is kept as a list (the to_dict form tells them apart)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return list(check_range(name, value, integer=True))
 
 
 class OneOf(Container):
     """Apply exactly one transform, chosen with `weights` (default: equal). The others are recorded as not chosen."""
 
+    params = {**Container.params, "weights": Param.other(_check_weights, "list of numbers >= 0, one per transform")}
+
     def __init__(self, transforms: Sequence[Transform | dict], weights: Sequence[float] | None = None, **kwargs):
-        super().__init__(transforms, **kwargs)
-        if weights is not None:
-            weights = [float(w) for w in _as_list(weights, "weights")]
-            if len(weights) != len(self.transforms):
-                raise ValueError(f"weights: {len(weights)} weights for {len(self.transforms)} transforms")
-            self.config["weights"] = weights
+        super().__init__(transforms, weights=weights, **kwargs)
+        weights = self.config.get("weights")
+        if weights is not None and len(weights) != len(self.transforms):
+            raise ParameterError("weights", f"{len(weights)} weights for {len(self.transforms)} transforms")
         self._cumulative = cumulative_weights(weights or [1.0] * len(self.transforms), "weights")
 
     def run(self, data, rng, context):
@@ -220,16 +284,14 @@ class SomeOf(Container):
     """Apply `n` transforms (an int, or a [min, max] range drawn per call), chosen without replacement, kept in
     their listed order."""
 
+    params = {**Container.params, "n": Param.other(_check_count, "integer or [min, max], at most the transforms")}
+
     def __init__(self, transforms: Sequence[Transform | dict], n: int | Sequence[int] = 1, **kwargs):
-        super().__init__(transforms, **kwargs)
-        if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
-            low = high = int(n)
-        else:
-            low, high = check_range("n", n, integer=True)
-            self.config["n"] = [low, high]
+        super().__init__(transforms, n=n, **kwargs)
+        count = self.config["n"]
+        low, high = (count, count) if isinstance(count, int) else count
         if not 0 <= low <= high <= len(self.transforms):
-            raise ValueError(f"n: must lie in [0, {len(self.transforms)}] with min <= max, got {n!r}")
-        self.config.setdefault("n", low)
+            raise ParameterError("n", f"must lie in [0, {len(self.transforms)}] with min <= max, got {n!r}")
         self._n = (low, high)
 
     def run(self, data, rng, context):
@@ -241,17 +303,18 @@ class SomeOf(Container):
 class Sometimes(Transform):
     """Apply `transform` with probability `p`."""
 
+    params = {"p": Param.number(0.0, 1.0), "transform": Param.child("a transform (object or {Name: {params}})")}
+
     def __init__(self, p: float, transform: Transform | dict, **kwargs):
-        p = check_number("p", p, low=0.0, high=1.0)
-        self.transform = as_transform(transform, "transform")
-        super().__init__({"p": p}, **kwargs)
+        self.transform = adopt(transform, "transform")
+        super().__init__(p=p, **kwargs)
 
     def pipeline_media(self) -> str:
         return self.transform.pipeline_media()
 
     def run(self, data, rng, context):
         if rng.random() < self.config["p"]:
-            return self.transform.run(data, rng, context)
+            return run_step(self.transform, data, rng, context)
         return data, skipped_records(self.transform, "p")
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,7 +354,10 @@ def transform_class(name: str) -> type[Transform]:
 
 
 def from_dict(spec: dict[str, Any]) -> Transform:
-    """Build a transform from its dict form `{"Name": {param: value, ...}}` (the form recipes use)."""
+    """Build a transform from its dict form `{"Name": {param: value, ...}}` (the form recipes use).
+
+    A bad parameter is a ParameterError naming it relative to this transform (`snr_db`; in a container's child
+    `transforms[0].Gain.gain_db`); a spec that is not `{Name: mapping}` or names no transform is a ValueError."""
     if isinstance(spec, Transform):
         return spec
     if not isinstance(spec, dict) or len(spec) != 1:
@@ -299,36 +365,30 @@ def from_dict(spec: dict[str, Any]) -> Transform:
     (name, params), = spec.items()
     params = {} if params is None else params
     if not isinstance(params, dict):
-        raise ValueError(f"{name}: parameters must be a mapping, got {type(params).__name__}")
+        raise ValueError(f"parameters of {name} must be a mapping, got {type(params).__name__}")
     cls = transform_class(name)
-    allowed = parameter_names(cls)
-    for key in params if not cls.open_parameters else ():
-        if key not in allowed:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"parameters: {', '.join(allowed)}"
-            raise ValueError(f"{name}: unknown parameter {key!r} ({hint})")
+    for key, default in defaults(cls).items():
+        if default is REQUIRED and key not in params:
+            raise ParameterError(key, "required (it has no default)")
     try:
         return cls(**params)
-    except TypeError as exc:
-        raise ValueError(f"{name}: {exc}") from None
-
-
-def parameter_names(cls: type[Transform]) -> list[str]:
-    import inspect
-
-    names = [p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    return names + ["seed", "on_clip"]
+    except TypeError as exc:  # e.g. a non-string key; the class's own checks raise ParameterError
+        raise ValueError(f"parameters of {name}: {exc}") from None
 
 
 def as_transform(value: Transform | dict, where: str) -> Transform:
+    """`value` as a transform; any error building it is a ParameterError whose param starts at `where`."""
     if isinstance(value, Transform):
         return value
-    if isinstance(value, dict):
+    if not isinstance(value, dict):
+        raise ParameterError(where, f"expected a transform or its dict form, got {type(value).__name__}")
+    place = f"{where}.{next(iter(value))}" if len(value) == 1 else where
+    try:
         return from_dict(value)
-    raise ValueError(f"{where}: expected a transform or its dict form, got {type(value).__name__}")
+    except ParameterError as exc:
+        raise exc.within(place) from None
+    except ValueError as exc:
+        raise ParameterError(place, str(exc)) from None
 
 
 # -- records and parameter checks -------------------------------------------------------------------------------
@@ -341,72 +401,6 @@ def record_entry(name: str, params: dict[str, Any], applied: bool, reason: str |
     return entry
 
 
-def to_jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if type(value) is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        if value.size <= 16:
-            return to_jsonable(value.tolist())
-        return {"shape": list(value.shape), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    value = int(value) if integer else float(value)
-    if integer and not isinstance(value, int):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}: {value!r} is outside [{low}, {high}]")
-    return value
-
-
-def check_range(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                integer: bool = False) -> tuple[float, float]:
-    """A [low, high] range (or one number meaning a fixed value): finite, low <= high, inside the bounds."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{name}: expected [low, high] with low <= high, got {value!r}")
-    a = check_number(name, value[0], low=low, high=high, integer=integer)
-    b = check_number(name, value[1], low=low, high=high, integer=integer)
-    if a > b:
-        raise ValueError(f"{name}: expected [low, high] with low <= high, got {list(value)!r}")
-    return a, b
-
-
-def cumulative_weights(weights: Sequence[float], name: str) -> np.ndarray:
-    """Normalised cumulative weights for `choose`; weights must be finite, >= 0 and not all 0."""
-    values = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
-        raise ValueError(f"{name}: must be finite, >= 0 and not all 0")
-    cumulative = np.cumsum(values / values.sum())
-    cumulative[-1] = 1.0
-    return cumulative
-
-
 def choose(rng: np.random.Generator, cumulative: np.ndarray) -> int:
     """Index drawn with the probabilities behind `cumulative` (one uniform draw; much cheaper than rng.choice(p=))."""
     return int(np.searchsorted(cumulative, rng.random(), side="right"))
@@ -417,29 +411,13 @@ def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
-def _as_list(value: Any, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
-        return list(value)
-    raise ValueError(f"{name}: expected a list, got {type(value).__name__}")
-
-
 def catalogue() -> list[dict[str, Any]]:
-    """Every registered transform with its parameters and defaults (for `augment transforms`)."""
-    import inspect
-
+    """Every registered transform with its parameters: default, whether required, and what it accepts (from the
+    class's `params`, the declaration its constructor checks against), for `augment transforms`."""
     _load_families("")
     rows = []
     for name, cls in sorted(REGISTRY.items()):
-        signature = inspect.signature(cls.__init__)
-        params = []
-        for p in list(signature.parameters.values())[1:]:
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                continue
-            params.append({"name": p.name, "default": None if p.default is p.empty else to_jsonable(p.default),
-                           "required": p.default is p.empty})
         doc = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
         doc = doc.split(". ")[0].rstrip(".") + "."
-        rows.append({"name": name, "media": cls.media, "doc": doc, "params": params})
+        rows.append({"name": name, "media": cls.media, "doc": doc, "params": parameter_rows(cls)})
     return rows

@@ -1,4 +1,5 @@
-"""Checks on the data a pipeline is called with, and the clipping policy applied to its audio output."""
+"""Checks on the data a transform is given (`check_input`), and the clipping policy applied to its audio output.
+Parameter checks live in augment.params."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +9,8 @@ import numpy as np
 # Float audio above this peak is "over full scale". The soft limiter starts at LIMIT_KNEE.
 FULL_SCALE = 1.0
 LIMIT_KNEE = 0.9
+CLIP_POLICIES = ("limit", "normalize", "error", "allow")
+
 
 
 def check_input(data: Any, media: str, sample_rate: Any) -> tuple[np.ndarray, str, float | None]:

@@ -18,15 +18,16 @@ to gate the result. Validated with pydantic; every error names the file, the lin
     set_label: {scratch: defect}      # when the transform changes the class (default: the source's label)
     curation: {...}                   # the gate config (curate.checks.gate)
     evaluate: {baseline: {model: logreg}}
+    previous: replace                 # items this recipe made before with another pipeline/seed/label rule:
+                                      # replace (drop them, the default) or keep (the new ones sit beside them)
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -88,6 +89,7 @@ class Recipe(BaseModel):
     set_label: Optional[Union[str, dict[str, str]]] = None   # new items' label (all, or per target tag)
     curation: dict[str, Any] = {}
     evaluate: Optional[Union[Evaluate, str]] = None
+    previous: Literal["replace", "keep"] = "replace"   # this recipe's earlier items that an edit no longer makes
 
     @field_validator("budget")
     @classmethod
@@ -202,7 +204,7 @@ def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> Loaded
 
 
 def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
-    from augment.core import Compose, from_dict
+    from augment.core import Compose, ParameterError
 
     specs = {"*": ("pipeline", recipe.pipeline)} if recipe.pipeline is not None else \
         {tag: (("pipelines", tag), steps) for tag, steps in recipe.pipelines.items()}
@@ -211,30 +213,21 @@ def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
         base = base if isinstance(base, tuple) else (base,)
         if not steps:
             raise BadInput(f"{_where(path, _line(node, base))} {_dotted(base)}: a pipeline needs at least one step")
-        transforms = []
-        for index, step in enumerate(steps):
-            loc = (*base, index)
-            try:
-                transforms.append(from_dict(step))
-            except ValueError as exc:
-                name = next(iter(step)) if isinstance(step, dict) and len(step) == 1 else None
-                message = str(exc)
-                if name and message.startswith(f"{name}: "):
-                    message = message[len(name) + 2:]
-                param = message.split(":", 1)[0] if ":" in message else None
-                unknown = re.match(r"unknown parameter '([^']+)'", message)
-                if unknown:
-                    param, message = unknown.group(1), f"{param}: {message}"
-                params = step.get(name) if name else None
-                if isinstance(params, dict) and param in params:
-                    field = f"{_dotted(loc)}.{name}.{param}"
-                    line = _line(node, (*loc, name, param))
-                    message = message.split(":", 1)[1].strip()
-                else:
-                    field = f"{_dotted(loc)}.{name}" if name else _dotted(loc)
-                    line = _line(node, loc)
-                raise BadInput(f"{_where(path, line)} {field}: {message}") from None
-        built[tag] = Compose(transforms, seed=recipe.seed)
+        try:
+            built[tag] = Compose(steps, seed=recipe.seed)
+            built[tag].pipeline_media()  # audio and image steps in one pipeline: refused here, not once per item
+        except ParameterError as exc:
+            # exc.loc is a place inside the Compose ("transforms", step, Name, param, ...), where the recipe's list of
+            # steps stands for "transforms". Name the deepest part the YAML has; a parameter left at its default
+            # (e.g. the band a rate conflicts with) is named in the message instead.
+            loc, data = list(base), steps
+            rest = list(exc.loc[1:] if exc.loc[:1] == ("transforms",) else exc.loc)
+            while rest and ((isinstance(data, dict) and rest[0] in data) or
+                            (isinstance(data, list) and isinstance(rest[0], int) and rest[0] < len(data))):
+                data = data[rest[0]]
+                loc.append(rest.pop(0))
+            message = f"{_dotted(tuple(rest))}: {exc.message}" if rest else exc.message
+            raise BadInput(f"{_where(path, _line(node, tuple(loc)))} {_dotted(tuple(loc))}: {message}") from None
     return built
 
 

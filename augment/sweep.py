@@ -8,7 +8,8 @@ dev items with none of the targets), each with a 95 % interval (normal approxima
 proportions). `--pick best` (the default) takes the largest lift among candidates that pass the gate and whose
 cost is not significantly negative (interval reaching 0 or above); `--pick VALUE` takes that value. Only the chosen
 candidate becomes a version; the sweep (every candidate's figures) is recorded in its version.json. Candidates
-share per-item seeds, so a sweep is reproducible and smaller budgets reuse the larger ones' objects.
+share per-item seeds, so a sweep is reproducible and smaller budgets reuse the larger ones' objects. A candidate
+that adds nothing is never picked by `best`; picking it explicitly writes nothing.
 """
 from __future__ import annotations
 
@@ -84,9 +85,13 @@ def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:
 
 def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
               seed: int | None = None, progress: Callable | None = None, command: str | None = None):
+    """Build, gate and evaluate one candidate per swept value with the run spine's stages; publish the picked one.
+    Returns (RunResult, sweep record). A picked candidate that adds nothing writes nothing (status up-to-date)."""
     from augment.recipe import read_recipe, validate_recipe
-    from augment.runner import (Built, LocalExecutor, RunResult, _open_parent, _reject, build_candidate,
-                                commit_candidate, make_plan)
+    from augment.run import RunResult, build, materialise, open_source
+    from augment.run.commit import write
+    from augment.run.execute import LocalExecutor
+    from augment.run.plan import make_plan
 
     field, values = parse_sweep(sweep)
     path, text, node, data = read_recipe(path, seed)
@@ -99,20 +104,25 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
             raise BadInput(f"--pick: expected 'best' or one of the swept values, got {pick!r}") from None
         if chosen_value not in values:
             raise BadInput(f"--pick: {pick} is not one of the swept values {values}")
-    dataset, parent = _open_parent(loaded[0].recipe, output, False)
+    source = open_source(loaded[0].recipe, output)
+    plans = [make_plan(recipe, source.view) for recipe in loaded]
+    if all(plan.up_to_date for plan in plans):  # every candidate adds nothing: build nothing, write nothing
+        if source.folder is None:
+            source.view.dataset.try_recover()
+        return RunResult("up-to-date", plans[0], version=source.view), {"field": field, "values": values,
+                                                                         "pick": pick, "candidates": [], "picked": None}
+    dataset, view = materialise(source)
     executor = executor or LocalExecutor()
     candidates, builds = [], []
     with dataset.lock():
-        for value, recipe in zip(values, loaded):
-            plan = make_plan(recipe, parent)
-            built: Built = build_candidate(recipe, dataset, parent, plan, executor, progress)
-            targets = list(recipe.budgets)
-            numbers = figures(built.evaluation, targets)
-            eligible = built.gate["passed"] and numbers["cost"]["high"] >= 0
-            candidates.append({"value": value, "items": len(plan.tasks), "gate_passed": built.gate["passed"],
+        for value, recipe, plan in zip(values, loaded, plans):
+            candidate, gate, evaluation = build(recipe, plan, dataset, view, executor, progress)
+            numbers = figures(evaluation, list(recipe.budgets))
+            eligible = gate.passed and numbers["cost"]["high"] >= 0 and not plan.up_to_date
+            candidates.append({"value": value, "items": len(plan.tasks), "gate_passed": gate.passed,
                                "lift": numbers["lift"], "cost": numbers["cost"], "eligible": eligible,
-                               "evaluation": built.evaluation})
-            builds.append((recipe, plan, built))
+                               "evaluation": evaluation})
+            builds.append((recipe, plan, candidate, gate, evaluation))
         if pick == "best":
             eligible = [i for i, c in enumerate(candidates) if c["eligible"]]
             index = max(eligible, key=lambda i: (candidates[i]["lift"]["value"], -values[i])) if eligible else None
@@ -120,10 +130,20 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
             index = values.index(float(pick))
         record = {"field": field, "values": values, "pick": pick, "candidates": candidates,
                   "picked": values[index] if index is not None else None}
-        if index is None:
-            recipe, plan, built = builds[-1]
-            folder = _reject(dataset, recipe, plan, built)
-            return RunResult("rejected", plan, built.gate, rejected_dir=folder, evaluation=built.evaluation), record
-        recipe, plan, built = builds[index]
-        version = commit_candidate(recipe, dataset, parent, plan, built, command, sweep=record)
-        return RunResult("committed", plan, built.gate, version=version, evaluation=built.evaluation), record
+        recipe, plan, candidate, gate, evaluation = builds[-1 if index is None else index]
+        if index is not None and plan.up_to_date:
+            return RunResult("up-to-date", plan, gate, version=view, evaluation=evaluation), record
+        refused = gate if index is not None else _refusal(gate)
+        outcome = write(recipe, dataset, candidate, view, plan, refused, evaluation, command=command, sweep=record)
+    if outcome.status == "rejected":
+        return RunResult("rejected", plan, gate, rejected_dir=outcome.rejected_dir, evaluation=evaluation), record
+    status = "committed" if outcome.status == "committed" else "up-to-date"
+    return RunResult(status, plan, gate, version=outcome.version, evaluation=evaluation), record
+
+
+def _refusal(gate):
+    """No candidate qualifies: the last one's gate result plus the reason, so the evidence lands in rejected/."""
+    from curate.checks import Finding
+
+    return gate.add([Finding("sweep", "error", "no swept candidate passes the gate without a significant clean cost",
+                             relative=True)], "sweep")

@@ -55,10 +55,10 @@ def build_folder(folder: Path, items: int, media: str) -> None:
 def main() -> None:
     import pandas as pd
 
-    from curate.checks import Candidate
     from curate.checks.gate import parse_config, run_gate
-    from curate.features import embeddings, metrics, perceptual_hashes
+    from curate.features import audio_fingerprints, embeddings, metrics, pixel_thumbnails
     from curate.importer import import_folder
+    from curate.view import MemoryView
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=10_000)
@@ -77,12 +77,11 @@ def main() -> None:
         train = frame[frame["split"] == "train"].index[: args.items // 4]
         frame.loc[train, "origin"] = "augmented"
         frame.loc[train, "source_id"] = frame.loc[train, "id"]
-        candidate = Candidate(version.dataset, pd.DataFrame(frame))
+        candidate = MemoryView(version.dataset, pd.DataFrame(frame))
         start = time.perf_counter()
         embeddings(candidate)
         metrics(candidate)
-        if args.media == "image":
-            perceptual_hashes(candidate)
+        (pixel_thumbnails if args.media == "image" else audio_fingerprints)(candidate)  # near-duplicate features
         features = time.perf_counter() - start
         start = time.perf_counter()
         result = run_gate(candidate, None, parse_config({}))  # no parent: every augmented item is judged
@@ -92,9 +91,9 @@ def main() -> None:
     for name, seconds in (("build test folder", built), ("curate import (hash + decode)", imported),
                           ("features, first time", features), ("gate, features cached", gate)):
         print(f"{name:34s} {seconds:8.1f}")
-    for name, seconds in result["seconds"].items():
+    for name, seconds in result.seconds.items():
         print(f"  {name:32s} {seconds:8.1f}")
-    print(f"\ngate: passed={result['passed']} counts={result['counts']}")
+    print(f"\ngate: passed={result.passed} counts={result.counts}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Versioned datasets and judgement about them: import, inspect, diff, verify, export.")
 
 
-def _console():
+def make_console():
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
@@ -81,7 +81,7 @@ def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
         table.add_row(row["version"] + mark, row["parent"] or "-", created, str(row["items"]),
                       (row["fingerprint"] or "")[:12], row["recipe"] or "-", row["gate"] or "-")
     table.caption = "* latest"
-    _console().print(table)
+    make_console().print(table)
 
 
 @app.command()
@@ -95,7 +95,7 @@ def show(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@lat
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    console = _console()
+    console = make_console()
     counts = info.get("counts", {})
     console.print(f"[bold]{info.get('name')}@{info.get('version')}[/bold]  parent {info.get('parent') or '-'}  "
                   f"created {info.get('created')}  items {counts.get('items')}")
@@ -124,7 +124,7 @@ def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    console = _console()
+    console = make_console()
     console.print(f"{result['a']} -> {result['b']}: +{len(result['added'])} added, -{len(result['removed'])} "
                   f"removed, ~{len(result['changed'])} changed"
                   + (" (same fingerprint)" if result["same_fingerprint"] else ""))
@@ -147,15 +147,19 @@ def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
 
 
 @app.command()
-def verify(dataset: Path = typer.Argument(..., help="Dataset directory.")) -> None:
-    """Re-hash every object and manifest; exit 1 naming each mismatch."""
-    from curate.store import open_dataset, verify as verify_dataset
+def verify(dataset: Path = typer.Argument(..., help="Dataset directory."),
+           quick: bool = typer.Option(False, "--quick", help="Skip re-hashing the media objects.")) -> None:
+    """Check objects, manifests, version.json, reports, the parent chain and LATEST; exit 1 naming each problem."""
+    from curate.store import open_dataset
+    from curate.verify import verify as verify_dataset
 
-    problems, figures = verify_dataset(open_dataset(dataset))
+    problems, figures = verify_dataset(open_dataset(dataset), quick=quick)
     for problem in problems:
         print(f"FAIL {problem}")
-    summary = (f"{figures['versions']} versions, {figures['objects_checked']} objects checked, "
-               f"{figures['objects_unreferenced']} unreferenced")
+    checked = "objects not re-hashed (--quick)" if quick else f"{figures['objects_checked']} objects checked"
+    summary = f"{figures['versions']} versions, {checked}, {figures['objects_unreferenced']} unreferenced"
+    if figures["objects_unreferenced"]:
+        summary += f" (`curate gc {dataset}` removes them)"
     if problems:
         print(f"verify failed: {len(problems)} problem(s); {summary}")
         raise typer.Exit(EXIT_FAILED)
@@ -163,12 +167,29 @@ def verify(dataset: Path = typer.Argument(..., help="Dataset directory.")) -> No
 
 
 @app.command()
+def gc(dataset: Path = typer.Argument(..., help="Dataset directory."),
+       dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing.")) -> None:
+    """Remove media objects no version references (left by interrupted or refused runs), with their sizes."""
+    from curate.store import open_dataset
+    from curate.verify import collect
+
+    garbage, size = collect(open_dataset(dataset), dry_run=dry_run)
+    for path, bytes_ in garbage[:20]:
+        print(f"{bytes_ / 1024:10.1f} KB  {path}")
+    if len(garbage) > 20:
+        print(f"... and {len(garbage) - 20} more")
+    verb = "would remove" if dry_run else "removed"
+    print(f"{verb} {len(garbage)} unreferenced object(s), {size / 1e6:.2f} MB")
+
+
+@app.command()
 def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
            to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into.")) -> None:
     """Export a version as plain folders split/label/file plus labels.csv."""
     from curate.export import export_version
-    from curate.store import load_ref
+    from curate.store import load_ref, refuse_inside_dataset
 
+    refuse_inside_dataset(to, "--to")
     version = load_ref(ref)
     n = export_version(version, to)
     print(f"{version.ref}: exported {n} items to {to}")

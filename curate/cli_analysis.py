@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from curate.cli import _console, app
+from curate.cli import make_console, app
 from curate.console import progress
 
 
@@ -64,7 +64,7 @@ def errors(predictions: Path = typer.Argument(..., help="CSV with id,label,predi
                      read_tag_values(importance, "importance") if importance else None, source=str(predictions))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
-    console = _console()
+    console = make_console()
     o = report["overall"]
     console.print(f"{o['n']} items: accuracy {_pct(o['accuracy'])}, {o['errors']} errors, macro F1 "
                   f"{_pct(o['macro_f1'])}, weighted F1 {_pct(o['weighted_f1'])}")
@@ -135,7 +135,7 @@ def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,predic
         flag = "BELOW" if s["flagged"] else ("small" if s["small"] else "")
         table.add_row(*[str(s["slice"][c]) for c in columns], str(s["n"]), _pct(s["accuracy"]),
                       f"{_pct(s['ci_low'])} - {_pct(s['ci_high'])}", flag)
-    _console().print(table)
+    make_console().print(table)
     flagged = sum(s["flagged"] for s in report["slices"])
     print(f"{flagged} slice(s) significantly below overall accuracy")
 
@@ -167,4 +167,4 @@ def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
             evaluation += f"\nsweep: {len(r['sweep']['candidates'])} candidates, picked {r['sweep']['picked']}"
         table.add_row(r["version"], r["parent"] or "-", made, str(r["seed"] if r["seed"] is not None else "-"),
                       f"+{r['added']}/-{r['removed']}", r["gate"] or "-", evaluation)
-    _console().print(table)
+    make_console().print(table)

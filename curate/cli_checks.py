@@ -7,21 +7,38 @@ from typing import Optional
 
 import typer
 
-from curate.cli import _console, app
+from curate.cli import make_console, app
 from curate.console import EXIT_FAILED, progress
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def print_gate(result: dict, console) -> None:
-    for finding in result["findings"]:
-        style = _STYLE[finding["severity"]]
-        console.print(f"[{style}]{finding['severity'].upper():7s}[/{style}] {finding['check']}: ", end="")
-        console.print(finding["message"], markup=False)
-    counts = result["counts"]
-    verdict = "PASSED" if result["passed"] else "FAILED"
-    console.print(f"gate {verdict}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} "
-                  f"info (blocking: {', '.join(result['block_on'])})")
+def print_gate(result, console) -> None:
+    """A GateResult as lines: new findings first, then the source's known (inherited) issues, then the verdict."""
+    for finding in result.new + result.inherited:
+        style = _STYLE[finding.severity]
+        mark = " (inherited)" if finding.status == "inherited" else ""
+        console.print(f"[{style}]{finding.severity.upper():7s}[/{style}] {finding.check}{mark}: ", end="")
+        console.print(finding.message, markup=False)
+    def tally(findings) -> str:
+        return ", ".join(f"{sum(f.severity == s for f in findings)} {s}(s)" for s in ("error", "warning"))
+
+    verdict = "PASSED" if result.passed else "FAILED"
+    known = ""
+    if any(f.severity != "info" for f in result.inherited):
+        known = (f"; known issues of the source: {tally(result.inherited)}"
+                 f"{' (blocking: block_on_inherited)' if result.block_on_inherited else ', not blocking'}")
+    console.print(f"gate {verdict}: {tally(result.new)} from this change (blocking: {', '.join(result.block_on)})"
+                  f"{known}", markup=False)
+
+
+def _source_of(version):
+    """The version a version was made from: the recipe's source when it names one in this dataset, else the
+    lineage parent."""
+    source = (version.info.get("source") or {})
+    name = source.get("version") if str(source.get("dataset", "")).startswith(f"{version.dataset.path}@") else None
+    name = name or version.info.get("parent")
+    return version.dataset.load(name) if name and name in version.dataset.versions() else None
 
 
 @app.command()
@@ -31,7 +48,8 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
           predictions: Optional[Path] = typer.Option(None, "--predictions", help="Model predictions CSV (for "
                                                      "label issues and confusable pairs)."),
           json_out: Optional[Path] = typer.Option(None, "--json", help="Write the gate result as JSON.")) -> None:
-    """Run the curation checks on a version (against its parent); exit 1 if the gate fails."""
+    """Run the curation checks on a version against the version it was made from; exit 1 if a new finding blocks
+    (`block_on_inherited: true` in the config makes the source's known issues block too)."""
     from curate.checks.gate import load_config, run_gate
     from curate.store import load_ref
 
@@ -43,13 +61,11 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
 
             raise BadInput(f"--predictions: {predictions} does not exist")
         gate_config = gate_config.model_copy(update={"predictions": str(predictions)})
-    parent_name = version.info.get("parent")
-    parent = version.dataset.load(parent_name) if parent_name else None
-    result = run_gate(version, parent, gate_config, progress=progress)
+    result = run_gate(version, _source_of(version), gate_config, progress=progress)
     if json_out:
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
-    print_gate(result, _console())
-    if not result["passed"]:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    print_gate(result, make_console())
+    if not result.passed:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -57,31 +73,52 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
 def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
           ratios: str = typer.Option("0.6,0.2,0.2", "--ratios", help="train,dev,test fractions."),
           small_data_max: int = typer.Option(10_000, "--small-data-max", min=0, help="Above this many items, a "
-                                             "stable hash of the group decides.")) -> None:
-    """Assign balanced, group-aware splits to items without one; commit the result as a new version."""
-    from curate.checks.gate import parse_config
-    from curate.checks.splits import assign_splits, check as check_splits
+                                             "stable hash of the group decides."),
+          config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the split's gate."),
+          force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced).")
+          ) -> None:
+    """Assign balanced, group-aware splits to items without one (a group, identical inputs and near-duplicates
+    stay in one split); gate and commit the result as a new version."""
+    from curate.checks.gate import load_config, run_gate
+    from curate.checks.similarity import near_duplicates
+    from curate.checks.splits import assign_splits
     from curate.exceptions import BadInput
+    from curate.publish import publish
     from curate.store import load_ref
+    from curate.view import MemoryView
 
     try:
         fractions = [float(x) for x in ratios.split(",")]
     except ValueError:
         raise BadInput(f"--ratios: {ratios!r} is not three comma-separated numbers") from None
+    gate_config = load_config(config)
     version = load_ref(ref)
+    latest = version.dataset.latest()
+    if version.name != latest:
+        raise BadInput(f"{ref}: not the latest version ({latest}); a split made from it would drop what the newer "
+                       f"versions added: split {version.dataset.path}@latest")
     frame = version.manifest.copy()
-    new = assign_splits(frame, fractions, small_data_max)
+    found = near_duplicates(version, gate_config.leakage.near_duplicate_ratio) if \
+        gate_config.leakage.near_duplicates else None
+    together = [(found.ids[x], found.ids[y]) for x, y in zip(found.i, found.j)] if found is not None else []
+    new = assign_splits(frame, fractions, small_data_max, together)
     changed = sum(a != b for a, b in zip(frame["split"], new))
     if changed == 0:
         print(f"{version.ref}: every item already has a split; nothing to do")
         return
     frame["split"] = new
-    committed = version.dataset.commit(frame, {}, {"parent": version.name})
-    console = _console()
+    gate = run_gate(MemoryView(version.dataset, frame), version, gate_config, progress=progress)
+    outcome = publish(version.dataset, frame, source=version, gate=gate, label="split", force=force,
+                      info={"source": {"kind": "split", "ratios": fractions, "from": version.ref,
+                                       "assigned": changed}})
+    console = make_console()
+    print_gate(gate, console)
+    if outcome.status == "rejected":
+        console.print(f"nothing written; the gate's findings are in {outcome.rejected_dir}", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    committed = outcome.version
     console.print(f"{committed.ref}: assigned a split to {changed} item(s) (ratios {ratios}); sizes "
                   f"{committed.info['counts']['split']}", markup=False)
-    for finding in check_splits(committed, version, parse_config({}).section("splits")):
-        console.print(f"{finding.severity}: {finding.message}", markup=False)
 
 
 @app.command()
@@ -92,17 +129,17 @@ def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@l
     """Write the curation report of a version (the gate is re-run against its parent)."""
     from curate.checks.gate import load_config, run_gate
     from curate.report import build_report, write_report
-    from curate.store import load_ref
+    from curate.store import load_ref, refuse_inside_dataset
 
     version = load_ref(ref)
-    parent_name = version.info.get("parent")
-    parent = version.dataset.load(parent_name) if parent_name else None
+    source = _source_of(version)
     gate_config = load_config(config)
     targets = list((version.info.get("source") or {}).get("targets") or [])
     if targets and not gate_config.realism.target_tags:
         gate_config.realism.target_tags = targets
-    gate = run_gate(version, parent, gate_config, progress=progress)
+    gate = run_gate(version, source, gate_config, progress=progress)
     target = out or Path(f"report-{version.dataset.name}-{version.name}")
-    paths = write_report(target, build_report(version, parent, gate, version.info), version, parent)
+    refuse_inside_dataset(target, "--out")
+    paths = write_report(target, build_report(version, source, gate, version.info), version, source)
     sizes = ", ".join(f"{name} {p.stat().st_size / 1024:.0f} KB" for name, p in paths.items())
     print(f"{version.ref}: report written to {target} ({sizes})")

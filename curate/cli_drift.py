@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from curate.cli import _console, app
+from curate.cli import make_console, app
 from curate.console import EXIT_FAILED, progress
 
 
@@ -37,7 +37,7 @@ def metrics(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@
         view.add_column(str(name), justify="right")
     for column in [c for c in table.columns if c != "slice"]:
         view.add_row(column, *["-" if v != v else f"{v:.4g}" for v in table[column]])  # NaN: other media kind
-    _console().print(view)
+    make_console().print(view)
 
 
 def _is_dataset_ref(text: str) -> bool:
@@ -83,7 +83,7 @@ def drift(ref: str = typer.Argument(..., help="Reference: dataset PATH[@vNNNN|@l
         json_out.write_text(json.dumps(result, indent=2) + "\n")
     if report_dir:
         _write_drift_report(report_dir, result, ref_metrics, prod_metrics)
-    console = _console()
+    console = make_console()
     table = Table(title=f"drift of {production_name} against {reference.ref}", title_justify="left")
     for column in ("metric", "PSI", "KS", "p-value", "median ref", "median prod", "verdict"):
         table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")

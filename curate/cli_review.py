@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from curate.cli import _console, app
+from curate.cli import make_console, app
 
 review_app = typer.Typer(no_args_is_help=True, help="Apply a reviewer's decisions (review.json from report.html).")
 app.add_typer(review_app, name="review")
@@ -34,7 +34,7 @@ def summary(review: Path = typer.Argument(..., help="review.json downloaded from
     from curate.store import load_ref
 
     data, _ = read_review(review)
-    _print_changes(plan(load_ref(ref), data, allow_new_labels, str(review)), _console())
+    _print_changes(plan(load_ref(ref), data, allow_new_labels, str(review)), make_console())
 
 
 @review_app.command("apply")
@@ -42,16 +42,30 @@ def apply(ref: str = typer.Argument(..., help="The version the review was made o
           review: Path = typer.Argument(..., help="review.json downloaded from report.html."),
           to: Optional[Path] = typer.Option(None, "--to", help="Write into this dataset (default: the same one)."),
           allow_new_labels: bool = typer.Option(False, "--allow-new-labels", help="Accept relabels to labels the "
-                                                "dataset does not have yet.")) -> None:
-    """Write the next version: rejected items removed, relabels applied and recorded per item."""
+                                                "dataset does not have yet."),
+          onto_latest: bool = typer.Option(False, "--onto-latest", help="The reviewed version is not the latest: "
+                                           "apply the decisions to @latest instead."),
+          force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced).")
+          ) -> None:
+    """Gate and write the next version: rejected items removed, relabels applied and recorded per item."""
+    from curate.cli_checks import print_gate
+    from curate.console import EXIT_FAILED
     from curate.review import apply_review, read_review
     from curate.store import load_ref, open_dataset
 
     data, sha256 = read_review(review)
     version = load_ref(ref)
     target = open_dataset(to, create=True) if to else None
-    committed, changes = apply_review(version, data, sha256, target, allow_new_labels, str(review))
-    console = _console()
+    outcome, changes = apply_review(version, data, sha256, target, allow_new_labels, str(review), onto_latest, force)
+    console = make_console()
     _print_changes(changes, console)
+    if outcome.status == "unchanged":
+        console.print(f"{outcome.version.ref}: the decisions change nothing; nothing written", markup=False)
+        return
+    print_gate(outcome.gate, console)
+    if outcome.status == "rejected":
+        console.print(f"nothing written; the gate's findings are in {outcome.rejected_dir}", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    committed = outcome.version
     console.print(f"{committed.ref}: {committed.info['counts']['items']} item(s); review {sha256[:12]} recorded",
                   markup=False)

@@ -59,7 +59,7 @@ def read_labels(src: Path) -> tuple[list[str], list[_Row]]:
                     raise BadInput(f"{labels}:{line}: {len(values)} fields, header has {len(header)}")
                 row = dict(zip(header, (v.strip() for v in values)))
                 rows.append(_Row(line, row, _resolve(src, labels, line, row["path"])))
-                key = row.get("id") or _item_id(row["path"])
+                key = row_id(rows[-1])
                 if key in seen:
                     raise BadInput(f"{labels}:{line}: duplicate item {key!r} (first on line {seen[key]})")
                 seen[key] = line
@@ -114,8 +114,9 @@ def _check_row(labels: Path, line: int, row: dict[str, str]) -> None:
         raise BadInput(f"{labels}:{line}: origin '{origin}' is not one of real, augmented")
 
 
-def _item_id(path: str) -> str:
-    return str(PurePosixPath(path.replace("\\", "/")))
+def row_id(row: "_Row") -> str:
+    """The item id of a labels.csv row: its `id` column, else its path with forward slashes."""
+    return row.values.get("id") or str(PurePosixPath(row.values["path"].replace("\\", "/")))
 
 
 def _split_list(text: str) -> list[str]:
@@ -144,7 +145,7 @@ def build_manifest(header: list[str], rows: list[_Row], kinds: dict[int, tuple[s
     for r in kept:
         v = r.values
         record = {
-            "id": v.get("id") or _item_id(v["path"]),
+            "id": row_id(r),
             "label": v["label"],
             "tags": _split_list(v.get("tags", "")),
             "split": _SPLIT_ALIASES.get(v.get("split", "").lower()),
@@ -171,9 +172,11 @@ def import_folder(src: str | os.PathLike, to: str | os.PathLike, *, skip_bad: bo
                   on_skip=None, progress=None) -> ImportResult:
     """Import `src` (media + labels.csv) into dataset `to` (created if absent) as its next version.
 
-    The new version is a snapshot of the folder; if it equals the latest version nothing is written."""
+    The new version is a snapshot of the folder, written through curate.publish (no gate: an import judges
+    nothing, `curate check` does); if it equals the latest version nothing is written."""
     from curate import manifest as mf
-    from curate.media import MediaError, probe
+    from curate.media import MediaError, probe, sha256_file
+    from curate.publish import publish
     from curate.store import open_dataset
 
     src = Path(src)
@@ -195,20 +198,14 @@ def import_folder(src: str | os.PathLike, to: str | os.PathLike, *, skip_bad: bo
         if on_skip:
             on_skip(line)
     frame = mf.normalise(build_manifest(header, rows, kinds))
-    dataset = open_dataset(to, create=True)
-    latest = dataset.latest()
     media = {item: row.file for item, row in zip(_ids(rows, kinds), (r for r in rows if r.line in kinds))}
-    if latest is not None:
-        from curate.media import sha256_file
-
-        previous = dataset.load(latest)
-        with_objects = frame.copy()
-        with_objects["object"] = [sha256_file(media[i]) for i in with_objects["id"]]
-        if mf.fingerprint(with_objects) == previous.info.get("fingerprint"):
-            return ImportResult(previous, len(frame), [b for b in bad], unchanged=True)
-    version = dataset.commit(frame, media, {"source": {"kind": "import", "folder": src.name}})
-    return ImportResult(version, len(frame), bad)
+    frame["object"] = [sha256_file(media[i]) for i in frame["id"]]
+    dataset = open_dataset(to, create=True)
+    source = dataset.load("latest") if dataset.latest() is not None else None
+    outcome = publish(dataset, frame, source=source, gate=None, reports=False, media=media, label="import",
+                      info={"source": {"kind": "import", "folder": src.name}})
+    return ImportResult(outcome.version, len(frame), bad, unchanged=outcome.status == "unchanged")
 
 
 def _ids(rows: list[_Row], kinds: dict[int, tuple[str, str]]) -> list[str]:
-    return [r.values.get("id") or _item_id(r.values["path"]) for r in rows if r.line in kinds]
+    return [row_id(r) for r in rows if r.line in kinds]

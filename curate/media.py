@@ -48,13 +48,27 @@ def probe(path: Path) -> tuple[str, str]:
     return _probe_audio(path) if suffix in AUDIO_EXTS else _probe_image(path)
 
 
-def _probe_audio(path: Path) -> tuple[str, str]:
+def probe_bytes(data: bytes, media: str) -> tuple[str, str]:
+    """Decode encoded media held in memory, as `probe` does a file (e.g. a worker's output before it is stored)."""
+    import io
+
+    if not data:
+        raise MediaError("empty file")
+    return _probe_audio(io.BytesIO(data)) if media == "audio" else _probe_image(io.BytesIO(data))
+
+
+def _probe_audio(path) -> tuple[str, str]:
+    import io
+
     import numpy as np
     import soundfile as sf
 
+    source = path if isinstance(path, io.BytesIO) else str(path)
     try:
-        info = sf.info(str(path))
-        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        info = sf.info(source)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        data, _ = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
         raise MediaError(f"not readable as audio ({_first_line(exc)})") from None
     if data.shape[0] == 0:
@@ -66,7 +80,7 @@ def _probe_audio(path: Path) -> tuple[str, str]:
     return "audio", _AUDIO_FORMATS[info.format]
 
 
-def _probe_image(path: Path) -> tuple[str, str]:
+def _probe_image(path) -> tuple[str, str]:
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -49,9 +49,10 @@ def read_review(path: str | Path) -> tuple[dict[str, Any], str]:
     return review, hashlib.sha256(raw).hexdigest()
 
 
-def plan(version, review: dict[str, Any], allow_new_labels: bool = False, source: str = "review") -> dict[str, Any]:
+def plan(version, review: dict[str, Any], allow_new_labels: bool = False, source: str = "review",
+         check_fingerprint: bool = True) -> dict[str, Any]:
     """Check a review against a version and say what applying it would do (nothing is written)."""
-    if review["fingerprint"] != version.info.get("fingerprint"):
+    if check_fingerprint and review["fingerprint"] != version.info.get("fingerprint"):
         raise BadInput(f"{source}: fingerprint {review['fingerprint'][:12]}... does not match {version.ref} "
                        f"({str(version.info.get('fingerprint'))[:12]}...): the review was made on another version")
     frame = version.manifest.set_index("id")
@@ -72,12 +73,27 @@ def plan(version, review: dict[str, Any], allow_new_labels: bool = False, source
             "new_labels": sorted({d["label"] for d in relabels} - labels)}
 
 
-def apply_review(version, review: dict[str, Any], sha256: str, target=None, allow_new_labels: bool = False,
-                 source: str = "review"):
-    """Write the reviewed version (into `target`, a Dataset, default the version's own); returns (Version, plan)."""
+def base_version(version, target, onto_latest: bool, source: str):
+    """The version the decisions are applied to: the reviewed one, which must be the latest of the dataset written
+    to (a version made from an older one would drop what the newer ones added), or @latest with `onto_latest`."""
+    if target is not None and target.path.resolve() != version.dataset.path.resolve():
+        return version
+    latest = version.dataset.latest()
+    if version.name == latest:
+        return version
+    if onto_latest:
+        return version.dataset.load(latest)
+    names = version.dataset.versions()
+    newer = ", ".join(names[names.index(version.name) + 1:])
+    raise BadInput(f"{source}: the review was made on {version.ref}, but {version.dataset.path}@latest is {latest} "
+                   f"(newer: {newer}); applying it there would drop what they added. Pass --onto-latest to apply "
+                   f"the decisions to {latest}")
+
+
+def reviewed_manifest(version, review: dict[str, Any], sha256: str, changes: dict[str, Any]):
+    """The version's manifest with rejected items removed, relabels applied and each decision recorded."""
     import pandas as pd
 
-    changes = plan(version, review, allow_new_labels, source)
     frame = version.manifest.copy()
     decided = {d["id"]: d for d in review["decisions"]}
     rejected = set(changes["reject_augmented"]) | set(changes["reject_real"])
@@ -93,13 +109,27 @@ def apply_review(version, review: dict[str, Any], sha256: str, target=None, allo
         records.append(json.dumps({"decision": d["decision"], "previous_label": previous[item],
                                    "note": d.get("note"), "review_sha256": sha256}, sort_keys=True) if d else old)
     frame["review"] = records
-    dataset = target or version.dataset
-    same = dataset.path.resolve() == version.dataset.path.resolve()
-    if not same:
+    return frame
+
+
+def apply_review(version, review: dict[str, Any], sha256: str, target=None, allow_new_labels: bool = False,
+                 source: str = "review", onto_latest: bool = False, force: bool = False):
+    """Gate and write the reviewed version (into `target`, a Dataset, default the version's own); returns
+    (curate.publish.Outcome, plan). Nothing is written when the decisions change nothing."""
+    from curate.checks.gate import run_gate
+    from curate.publish import publish
+    from curate.view import MemoryView
+
+    base = base_version(version, target, onto_latest, source)
+    changes = plan(base, review, allow_new_labels, source, check_fingerprint=base is version)
+    frame = reviewed_manifest(base, review, sha256, changes)
+    dataset = target or base.dataset
+    if dataset.path.resolve() != base.dataset.path.resolve():
         for digest, ext in zip(frame["object"], frame["ext"]):
-            dataset.put_object(version.dataset.object_path(digest, ext), ext)
-    info = {"parent": version.name if same else None,
-            "source": {"kind": "review", "review_sha256": sha256, "reviewed_version": version.ref,
-                       "counts": changes["counts"], "rejected_real": len(changes["reject_real"]),
+            dataset.put_object(base.dataset.object_path(digest, ext), ext)
+    gate = run_gate(MemoryView(dataset, frame), base)
+    info = {"source": {"kind": "review", "review_sha256": sha256, "reviewed_version": version.ref,
+                       "applied_to": base.ref, "counts": changes["counts"],
+                       "rejected_real": len(changes["reject_real"]),
                        "rejected_augmented": len(changes["reject_augmented"]), "relabelled": len(changes["relabel"])}}
-    return dataset.commit(frame, {}, info), changes
+    return publish(dataset, frame, source=base, gate=gate, info=info, label="review", force=force), changes

@@ -4,13 +4,30 @@ Layout of a dataset directory:
     dataset.json            format marker and name
     objects/ab/<sha256>.<ext>   media by content hash, shared by all versions, never rewritten
     versions/vNNNN/         manifest.parquet, version.json (+ reports): immutable once renamed into place
-    LATEST                  name of the newest version
-    .lock                   present while a writer commits
+    LATEST                  "vNNNN <sha256 of its version.json>": a verified cache of the newest version
+    .lock                   present while a writer works
+    rejected/<time>-<what>/ candidates the gate refused, with their reports
+
+@latest is the newest version DIRECTORY, never only what LATEST says: a version directory exists only once it is
+complete (it is written under a temporary name and renamed), so the ref cannot lose a committed version.
+
+Commit protocol (curate.version.StagedVersion), with what a reader sees if the writer dies after each step:
+    lock            .lock created; recovery: temporaries of a dead writer removed, a stale LATEST rewritten
+                    -> reader: old state
+    stage.manifest  versions/.tmp-vNNNN-*/manifest.parquet written (media objects first, content-addressed)
+                    -> old state (temporary directories are never listed; the next writer removes them)
+    stage.files     reports written beside it                                  -> old state
+    commit.record   version.json written: info + digests of every file + parent's version.json digest
+                                                                               -> old state
+    commit.rename   directory renamed to versions/vNNNN (atomic)               -> NEW state; LATEST is stale until
+                                                                                  the next writer repairs it
+    commit.ref      LATEST written to a temporary name                         -> new state
+    commit.done     LATEST renamed into place                                  -> new state, LATEST current
+Objects written by a run that never reaches commit.rename are unreferenced: `curate gc` lists and removes them.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -20,12 +37,12 @@ import shutil
 import socket
 import sys
 import uuid
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from curate.exceptions import BadInput, StoreLocked
+from curate.files import atomic_write, durable_write, fsync_file, sha256_bytes, utc_now, utc_stamp
+from curate.version import StagedVersion, Version
 
 FORMAT = "rubbersheet-dataset"
 FORMAT_VERSION = 1
@@ -85,8 +102,8 @@ def open_dataset(path: str | os.PathLike, *, create: bool = False) -> "Dataset":
     (root / "objects").mkdir(parents=True, exist_ok=True)
     (root / "versions").mkdir(exist_ok=True)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": root.resolve().name,
-            "created": _utc_now()}
-    _atomic_write(marker, json.dumps(meta, indent=2).encode())
+            "created": utc_now()}
+    atomic_write(marker, json.dumps(meta, indent=2).encode())
     return Dataset(root, meta)
 
 
@@ -119,13 +136,22 @@ class Dataset:
         return [name for _, name in sorted(found)]
 
     def latest(self) -> str | None:
-        marker = self.path / "LATEST"
-        if marker.is_file():
-            name = marker.read_text(encoding="utf-8").strip()
-            if (self.path / "versions" / name / "version.json").is_file():
-                return name
+        """The newest version: the newest complete version directory (LATEST is a cache a writer keeps current)."""
         names = self.versions()
         return names[-1] if names else None
+
+    def recover(self) -> None:
+        """What a writer does first, under the lock: remove what a dead writer left (temporary version directories,
+        object and LATEST temporaries) and rewrite LATEST when it does not name the newest version."""
+        self.sweep_temporaries()
+        latest = self.latest()
+        if latest is None:
+            return
+        record = sha256_bytes((self.path / "versions" / latest / "version.json").read_bytes())
+        marker = self.path / "LATEST"
+        current = marker.read_text(encoding="utf-8").split() if marker.is_file() else []
+        if current[:1] != [latest] or (len(current) > 1 and current[1] != record):
+            atomic_write(marker, f"{latest} {record}\n".encode())
 
     def load(self, ref: str = "latest") -> "Version":
         name = self.latest() if ref == "latest" else ref
@@ -150,15 +176,19 @@ class Dataset:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive writer lock (a file created with O_EXCL). A lock left by a dead process on this host is taken over."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """Take the writer lock (re-entrant for this object: a runner holds it and stages and commits inside)."""
         if self._lock_depth:
             self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
             return
         lock_path = self.path / ".lock"
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _utc_now(),
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now(),
                   "command": shlex.join(sys.argv)}
         for attempt in range(2):
             try:
@@ -177,20 +207,44 @@ class Dataset:
             with os.fdopen(fd, "w") as f:
                 json.dump(holder, f)
             self._lock_depth = 1
-            yield
-        finally:
+            self.recover()
+        except BaseException:
             self._lock_depth = 0
             lock_path.unlink(missing_ok=True)
+            raise
+
+    def try_recover(self) -> bool:
+        """Recover (see `recover`) if no writer holds the lock now; a reader that found nothing to write calls it so
+        that an interrupted commit's stale LATEST does not outlive the next run."""
+        try:
+            self.acquire()
+        except StoreLocked:
+            return False
+        self.release()
+        return True
+
+    def release(self) -> None:
+        if self._lock_depth > 1:
+            self._lock_depth -= 1
+        elif self._lock_depth == 1:
+            self._lock_depth = 0
+            (self.path / ".lock").unlink(missing_ok=True)
 
     def commit(self, manifest, media: Mapping[str, bytes | os.PathLike] | None = None,
-               info: Mapping[str, Any] | None = None,
-               files: Callable[[dict[str, Any]], Mapping[str, bytes]] | None = None) -> "Version":
-        """Write a new version: store the media of new items, then the manifest and version.json, atomically.
+               info: Mapping[str, Any] | None = None) -> "Version":
+        """Write a new version at once (stage, then commit; see `stage`). Returns the Version."""
+        return self.stage(manifest, media, info).commit()
+
+    def stage(self, manifest, media: Mapping[str, bytes | os.PathLike] | None = None,
+              info: Mapping[str, Any] | None = None, *, rejected: bool = False) -> "StagedVersion":
+        """First phase of a commit: store the media of new items, write the manifest and version.json into a
+        temporary directory, under the writer lock (held until the staged version is committed, rejected or
+        discarded). Reports are rendered from the staged version and added with `add_files`.
 
         `media` maps item id -> file bytes or a path; items not in it must reference an object already stored.
-        `info` may set parent (default: the latest version), recipe ({'name', 'text'}), seed, command, gate,
-        evaluation, sweep, source. `files(version_json) -> {name: bytes}` adds files (reports) to the version
-        directory; they are written before the version appears, like everything else in it. Returns the Version."""
+        `info` may set parent (default: the latest version; any other parent is refused, so a new version never
+        silently drops what a newer one added), recipe ({'name', 'text'}), seed, command, gate, evaluation, sweep,
+        source. `rejected=True` stages a refused candidate: it can only be `reject`ed into rejected/."""
         from curate import manifest as mf
 
         media = dict(media or {})
@@ -202,16 +256,26 @@ class Dataset:
         missing = sorted(set(media) - set(frame["id"]))
         if missing:
             raise BadInput(f"commit: media given for id {missing[0]!r}, which is not in the manifest")
-        with self.lock():
-            self.sweep_temporaries()
+        self.acquire()
+        try:
+            latest = self.latest()
             parent = info.pop("parent", "latest")
-            parent = self.latest() if parent == "latest" else parent
+            parent = latest if parent == "latest" else parent
             if parent is not None and parent not in self.versions():
                 raise BadInput(f"commit: parent {parent!r} is not a version of {self.path}")
+            if parent != latest and not rejected:
+                names = self.versions()
+                newer = names[names.index(parent) + 1:] if parent else names
+                raise BadInput(f"commit: {self.path}@{parent} is not the latest version (newer: {', '.join(newer)}); "
+                               "a version made from it would drop what they added")
             frame = self._store_media(frame, media)
             existing = self.versions()
             number = int(existing[-1][1:]) + 1 if existing else 1
-            return self._write_version(version_name(number), parent, frame, info, files)
+            name = f"rejected-{utc_stamp()}" if rejected else version_name(number)
+            return StagedVersion(self, name, parent, frame, info)
+        except BaseException:
+            self.release()
+            raise
 
     def _store_media(self, frame, media: Mapping[str, bytes | os.PathLike]):
         objects = list(frame["object"])
@@ -233,146 +297,14 @@ class Dataset:
         frame["object"] = objects
         return frame
 
-    def _write_version(self, name: str, parent: str | None, frame, info: dict[str, Any],
-                       files: Callable[[dict[str, Any]], Mapping[str, bytes]] | None = None) -> "Version":
-        from curate import manifest as mf
-
-        versions_dir = self.path / "versions"
-        versions_dir.mkdir(exist_ok=True)
-        temp = versions_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-        temp.mkdir()
-        try:
-            _write_manifest(frame, temp / "manifest.parquet")
-            recipe = info.pop("recipe", None)
-            if recipe is not None:
-                recipe = dict(recipe)
-                if recipe.get("text") is not None:
-                    recipe["sha256"] = hashlib.sha256(recipe["text"].encode("utf-8")).hexdigest()
-            record = {
-                "name": self.name,
-                "version": name,
-                "parent": parent,
-                "created": _utc_now(),
-                "fingerprint": mf.fingerprint(frame),
-                "manifest_sha256": _sha256_bytes((temp / "manifest.parquet").read_bytes()),
-                "counts": mf.counts(frame),
-                "recipe": recipe,
-                "seed": info.pop("seed", None),
-                "package_version": package_version(),
-                "command": info.pop("command", shlex.join(sys.argv)),
-                "gate": info.pop("gate", None),
-                **{k: v for k, v in info.items() if v is not None},
-            }
-            _durable_write(temp / "version.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
-            for file_name, data in (files(record) if files else {}).items():
-                if file_name in ("manifest.parquet", "version.json") or "/" in file_name or file_name.startswith("."):
-                    raise BadInput(f"commit: cannot add a file named {file_name!r} to a version")
-                _durable_write(temp / file_name, data)
-            _fsync_dir(temp)
-            os.rename(temp, versions_dir / name)
-            _fsync_dir(versions_dir)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
-        _atomic_write(self.path / "LATEST", (name + "\n").encode())
-        return Version(self, versions_dir / name)
-
     def sweep_temporaries(self) -> None:
         """Remove what a writer killed mid-commit left behind (call only while holding the lock)."""
         for temp in (self.path / "versions").glob(".tmp-*"):
             shutil.rmtree(temp, ignore_errors=True)
         for temp in (self.path / "objects").glob("*/.tmp-*"):
             temp.unlink(missing_ok=True)
-
-
-class Version:
-    def __init__(self, dataset: Dataset, path: Path):
-        self.dataset = dataset
-        self.path = path
-        self.name = path.name
-
-    def __repr__(self) -> str:
-        return f"Version({str(self.dataset.path)!r}@{self.name})"
-
-    @property
-    def ref(self) -> str:
-        return f"{self.dataset.path}@{self.name}"
-
-    @cached_property
-    def info(self) -> dict[str, Any]:
-        path = self.path / "version.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise BadInput(f"{path}: not valid JSON ({exc})") from None
-
-    @cached_property
-    def manifest(self):
-        from curate.manifest import read_parquet
-
-        try:
-            return read_parquet(self.path / "manifest.parquet")
-        except OSError as exc:
-            raise BadInput(f"{self.path / 'manifest.parquet'}: unreadable ({exc})") from None
-
-    @cached_property
-    def _rows(self) -> dict[str, tuple[str, str]]:
-        return {i: (o, e) for i, o, e in zip(self.manifest["id"], self.manifest["object"], self.manifest["ext"])}
-
-    def media_path(self, item_id: str) -> Path:
-        try:
-            digest, ext = self._rows[item_id]
-        except KeyError:
-            raise BadInput(f"{self.ref}: no item with id {item_id!r}") from None
-        return self.dataset.object_path(digest, ext)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing `verify` found wrong: where, and what."""
-
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-def verify(dataset: Dataset) -> tuple[list[Problem], dict[str, int]]:
-    """Re-hash every referenced object and every manifest; return (problems, figures)."""
-    from curate import manifest as mf
-    from curate.media import sha256_file
-
-    problems: list[Problem] = []
-    referenced: dict[Path, str] = {}
-    names = dataset.versions()
-    for name in names:
-        version = dataset.load(name)
-        manifest_path = version.path / "manifest.parquet"
-        try:
-            info = version.info
-            if _sha256_bytes(manifest_path.read_bytes()) != info.get("manifest_sha256"):
-                problems.append(Problem(str(manifest_path), "manifest bytes changed since commit (sha256 mismatch)"))
-            frame = version.manifest
-        except (BadInput, OSError, ValueError) as exc:
-            problems.append(Problem(str(manifest_path), f"unreadable ({exc})"))
-            continue
-        if mf.fingerprint(frame) != info.get("fingerprint"):
-            problems.append(Problem(str(manifest_path), "manifest fingerprint does not match version.json"))
-        for digest, ext in zip(frame["object"], frame["ext"]):
-            referenced[dataset.object_path(digest, ext)] = digest
-    for path, digest in sorted(referenced.items()):
-        if not path.is_file():
-            problems.append(Problem(str(path), "object missing"))
-        elif sha256_file(path) != digest:
-            problems.append(Problem(str(path), "object content does not match its hash (corrupted)"))
-    latest = (dataset.path / "LATEST")
-    if names and latest.is_file() and latest.read_text(encoding="utf-8").strip() not in names:
-        problems.append(Problem(str(latest), "names a version that does not exist"))
-    stored = sum(1 for p in (dataset.path / "objects").glob("*/*") if not p.name.startswith("."))
-    figures = {"versions": len(names), "objects_checked": len(referenced),
-               "objects_unreferenced": max(0, stored - len(referenced))}
-    return problems, figures
+        for temp in self.path.glob(".LATEST.tmp-*"):
+            temp.unlink(missing_ok=True)
 
 
 def put_object(root: str | os.PathLike, content: bytes | os.PathLike, ext: str) -> str:
@@ -388,23 +320,16 @@ def put_object(root: str | os.PathLike, content: bytes | os.PathLike, ext: str) 
     return digest
 
 
-def _write_manifest(frame, path: Path) -> None:
-    from curate.manifest import write_parquet
-
-    write_parquet(frame, path)
-    _fsync_file(path)
-
-
 def _write_object(target: Path, content: bytes | os.PathLike) -> None:
     """Content-addressed write: a temporary name in the same folder, fsync, rename (idempotent, never partial)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".tmp-{uuid.uuid4().hex}"
     try:
         if isinstance(content, (bytes, bytearray, memoryview)):
-            _durable_write(temp, bytes(content))
+            durable_write(temp, bytes(content))
         else:
             shutil.copyfile(content, temp)
-            _fsync_file(temp)
+            fsync_file(temp)
         os.chmod(temp, 0o444)
         os.replace(temp, target)
     except BaseException:
@@ -412,42 +337,20 @@ def _write_object(target: Path, content: bytes | os.PathLike) -> None:
         raise
 
 
-def _durable_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def inside_dataset(path: str | os.PathLike) -> Path | None:
+    """The dataset directory that `path` lies in (or is), if any: nothing but the store may write there."""
+    here = Path(path).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dataset.json").is_file():
+            return folder
+    return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        _durable_write(temp, data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def refuse_inside_dataset(path: str | os.PathLike, what: str) -> None:
+    dataset = inside_dataset(path)
+    if dataset is not None:
+        raise BadInput(f"{what}: {path} is inside the dataset {dataset}; only the store writes there (choose a "
+                       "folder outside it)")
 
 
 def _read_lock(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ DEFAULT_URI = "./mlruns"
 EXPERIMENT = "rubbersheet"
 
 
-def _mlflow(uri: str):
+def require_mlflow(uri: str):
     try:
         import mlflow
     except ImportError:
@@ -38,7 +38,7 @@ def _metric_name(text: str) -> str:
 def log_version(version, uri: str = DEFAULT_URI) -> str:
     """Log a committed version: recipe fields, seed, fingerprints as params; accuracy before/after and gate counts as
     metrics; report.html and the recipe as artifacts. Returns the run id."""
-    mlflow = _mlflow(uri)
+    mlflow = require_mlflow(uri)
     info = version.info
     parent = version.dataset.load(info["parent"]).info if info.get("parent") else {}
     recipe = info.get("recipe") or {}
@@ -77,7 +77,7 @@ def log_version(version, uri: str = DEFAULT_URI) -> str:
 
 def log_baseline(version, predictions_path: Path, figures: dict[str, Any], model: str, seed: int,
                  uri: str = DEFAULT_URI) -> str:
-    mlflow = _mlflow(uri)
+    mlflow = require_mlflow(uri)
     with mlflow.start_run(run_name=f"baseline {version.ref}") as run:
         mlflow.log_params({"dataset": version.info.get("name"), "version": version.name,
                            "fingerprint": version.info.get("fingerprint"), "model": model, "seed": seed,

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 import curate
-from curate.checks import Candidate
+from curate.view import MemoryView
 from curate.checks import ambiguity, consistency, leakage, realism
 from curate.checks.gate import parse_config, run_gate
 from curate.checks.splits import assign_splits
@@ -28,7 +28,7 @@ def ocr_dataset(tmp_path_factory):
     return path
 
 
-def with_copies(version, counts: dict[str, int]) -> Candidate:
+def with_copies(version, counts: dict[str, int]) -> MemoryView:
     """The version plus augmented copies of its items: counts = {label: how many to add}."""
     frame = version.manifest
     rows = []
@@ -38,7 +38,7 @@ def with_copies(version, counts: dict[str, int]) -> Candidate:
             source = sources.iloc[k % len(sources)]
             rows.append({**source.to_dict(), "id": f"aug/{label}/{k}", "origin": "augmented",
                          "source_id": source["id"], "recipe": "test"})
-    return Candidate(version.dataset, pd.concat([frame, pd.DataFrame(rows)], ignore_index=True))
+    return MemoryView(version.dataset, pd.concat([frame, pd.DataFrame(rows)], ignore_index=True))
 
 
 def section(name, **overrides):
@@ -145,11 +145,11 @@ def test_split_check_reports_missing_labels(speech_dataset):
     version = curate.open(speech_dataset).load()
     frame = version.manifest.copy()
     frame = frame[~((frame["split"] == "test") & (frame["label"] == "seven"))]
-    findings = splits.check(Candidate(version.dataset, frame), None, section("splits"))
+    findings = splits.check(MemoryView(version.dataset, frame), None, section("splits"))
     assert any(f.severity == "error" and "'seven'" in f.message and "test" in f.message for f in findings)
 
 
-def noisy_candidate(dataset_path, snr_db: float, n: int = 30) -> tuple[Candidate, object]:
+def noisy_candidate(dataset_path, snr_db: float, n: int = 30) -> tuple[MemoryView, object]:
     """Augmented items: clean train speech with real cafe noise at `snr_db`, stored in the dataset's objects."""
     from augment.audio import AddBackgroundNoise
     from curate.media import read_audio
@@ -192,7 +192,7 @@ def test_an_augmented_item_in_test_is_leakage(speech_copy):
     frame = version.manifest.copy()
     moved = frame["origin"] == "augmented"
     frame.loc[moved[moved].index[0], "split"] = "test"
-    findings = leakage.check(Candidate(version.dataset, frame), None, section("leakage"))
+    findings = leakage.check(MemoryView(version.dataset, frame), None, section("leakage"))
     errors = [f for f in findings if f.severity == "error"]
     assert any("augmented item(s) outside train" in f.message for f in errors)
     assert any("span several splits" in f.message for f in errors)  # its speaker is now in train and test
@@ -203,7 +203,7 @@ def test_the_same_object_in_train_and_test_is_leakage(speech_dataset):
     frame = version.manifest.copy()
     test_item = frame[frame["split"] == "test"].iloc[0]
     clone = {**test_item.to_dict(), "id": "copy-in-train.wav", "split": "train", "group": "someone"}
-    findings = leakage.check(Candidate(version.dataset, pd.concat([frame, pd.DataFrame([clone])])), None,
+    findings = leakage.check(MemoryView(version.dataset, pd.concat([frame, pd.DataFrame([clone])])), None,
                              section("leakage"))
     same = next(f for f in findings if "identical input" in f.message)
     assert same.severity == "error" and {i["id"] for i in same.items[0]} == {test_item["id"], "copy-in-train.wav"}
@@ -259,15 +259,17 @@ def test_cleanlab_label_issues_from_predictions(speech_dataset, tmp_path):
 def test_full_gate_result_shape(speech_dataset):
     version = curate.open(speech_dataset).load()
     result = run_gate(version, None)
-    assert result["passed"] is True and set(result["checks"]) == {"realism", "consistency", "splits", "ambiguity",
-                                                                   "leakage"}
-    json.dumps(result)
-    assert all(set(f) == {"check", "severity", "message", "items", "figures"} for f in result["findings"])
+    assert result.passed is True and set(result.checks) == {"realism", "consistency", "splits", "ambiguity",
+                                                             "leakage"}
+    data = json.loads(json.dumps(result.to_dict()))
+    assert all(set(f) == {"check", "severity", "status", "message", "items", "figures", "blocking"}
+               for f in data["findings"])
+    assert all(f["status"] == "new" for f in data["findings"])  # no source: everything is new
+    assert [s["check"] for s in data["status"]] == list(result.checks)
 
 
 def test_a_significant_accuracy_drop_is_a_finding():
-    from curate.checks import evaluation
-    from curate.checks.gate import add_findings
+    from curate.checks import GateResult, evaluation
 
     figures = {"split": "dev", "before": {"car_noise": 0.9, "(untargeted)": 0.8, "(all)": 0.82},
                "after": {"car_noise": 0.5, "(untargeted)": 0.78, "(all)": 0.7},
@@ -277,7 +279,7 @@ def test_a_significant_accuracy_drop_is_a_finding():
     assert [f.figures["tag"] for f in worse] == ["car_noise", "(all)"]
     assert "90.0% -> 50.0%" in worse[0].message and worse[0].figures["high"] < 0
     strict = evaluation.check(figures, ["car_noise"], section("evaluation", drop_severity="error"))
-    gate = add_findings({"block_on": ["error"], "findings": []}, strict)
-    assert gate["passed"] is False and gate["counts"]["error"] == 2
+    gate = GateResult(()).add(strict, "evaluation")
+    assert gate.passed is False and gate.counts["error"] == 2
     flat = {"split": "dev", "before": {"car_noise": 0.5}, "after": {"car_noise": 0.55}, "n": {"car_noise": 10}}
     assert [f.severity for f in evaluation.check(flat, ["car_noise"], section("evaluation"))] == ["info"]

@@ -96,16 +96,23 @@ def test_a_native_albumentations_pipeline_from_its_dict():
     assert np.array_equal(from_dict(t.to_dict())(img, seed=3), t(img, seed=3))
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"name": "GaussNoise", "std_rangee": (0.1, 0.2)}, "GaussNoise: unknown parameter.*std_rangee"),
-    ({"name": "GaussNoise", "std_range": (0.5, 0.1)}, "GaussNoise: std_range: .*less than the second"),
-    ({"name": "GausNoise"}, "name: 'GausNoise' is not an albumentations transform .did you mean GaussNoise"),
-    ({"name": "Compose"}, "name: 'Compose' is not an albumentations transform"),
-    ({}, "name: give either"),
+@pytest.mark.parametrize("kwargs,param,message", [
+    ({"name": "GaussNoise", "std_rangee": (0.1, 0.2)}, "std_rangee",
+     r"unknown parameter\(s\) 'std_rangee' \(albumentations.GaussNoise\)"),
+    ({"name": "GaussNoise", "std_range": (0.5, 0.1)}, "std_range", r"less than the second.*albumentations.GaussNoise"),
+    ({"name": "Resize"}, "height", "Field required"),
+    ({"name": "GausNoise"}, "name", "'GausNoise' is not an albumentations transform .did you mean GaussNoise"),
+    ({"name": "Compose"}, "name", "'Compose' is not an albumentations transform"),
+    ({}, "name", "give either"),
+    ({"spec": {"transform": {"__class_fullname__": "Nope", "p": 1}}}, "spec", "albumentations spec"),
+    ({"name": "GaussNoise", "on_clip": "allow"}, "on_clip", "applies to audio"),
 ])
-def test_bad_albumentations_parameters_are_named(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_albumentations_parameters_are_named(kwargs, param, message):
+    from augment.core import ParameterError
+
+    with pytest.raises(ParameterError, match=message) as info:
         Albumentations(**kwargs)
+    assert info.value.param == param and "\n" not in str(info.value)
 
 
 def test_pickles_and_runs_in_threads():

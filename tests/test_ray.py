@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import curate
+import curate.verify
 
 from test_runner import corrupt_a_source, recipe_file
 
@@ -23,7 +24,7 @@ def test_ray_and_the_local_pool_give_the_same_fingerprint(speech_dataset, tmp_pa
     assert code == 0, err
     local, ray_version = curate.open(tmp_path / "local").load(), curate.open(tmp_path / "ray").load()
     assert ray_version.info["fingerprint"] == local.info["fingerprint"]
-    assert curate.store.verify(curate.open(tmp_path / "ray"))[0] == []
+    assert curate.verify.verify(curate.open(tmp_path / "ray"))[0] == []
 
 
 @needs_ray
@@ -46,6 +47,6 @@ def test_without_ray_the_executor_says_how_to_install_it(speech_dataset, tmp_pat
 def test_importing_the_runner_does_not_import_ray():
     import subprocess
 
-    code = "import sys, augment.runner, augment.executors, augment.cli; print('ray' in sys.modules)"
+    code = "import sys, augment.run, augment.run.execute, augment.cli; print('ray' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

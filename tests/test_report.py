@@ -9,6 +9,7 @@ import time
 import pytest
 
 import curate
+import curate.verify
 
 from conftest import ROOT, SAMPLE_MEDIA
 
@@ -33,7 +34,7 @@ curation: {{checks: [realism, consistency, ambiguity, leakage]}}   # the injecte
 def evil_speech_report(tmp_path_factory):
     """A speech dataset whose labels, tags and metadata carry an injected <script>, augmented by a recipe."""
     from augment.recipe import load_recipe
-    from augment.runner import run_recipe
+    from augment.run import run_recipe
 
     tmp = tmp_path_factory.mktemp("report")
     src = tmp / "speech"
@@ -65,7 +66,7 @@ def test_report_files_are_written_into_the_version(evil_speech_report):
 
 def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
     from augment.recipe import load_recipe
-    from augment.runner import run_recipe
+    from augment.run import run_recipe
 
     cwd = os.getcwd()
     os.chdir(ROOT)
@@ -149,7 +150,7 @@ def test_report_in_a_real_browser(evil_speech_report):
 
 
 def test_curate_open_on_report_version_still_verifies(evil_speech_report):
-    problems, _ = curate.store.verify(curate.open(evil_speech_report.dataset.path))
+    problems, _ = curate.verify.verify(curate.open(evil_speech_report.dataset.path))
     assert problems == []
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import curate
 from curate.importer import import_folder
-from curate.store import verify
+from curate.verify import verify
 
 from conftest import ROOT, SAMPLE_MEDIA
 
@@ -162,7 +162,7 @@ def test_sigkill_at_any_point_leaves_the_store_consistent(speech_dataset, tmp_pa
         dataset = curate.open(ds)
         names = dataset.versions()
         assert names in (["v0001"], ["v0001", "v0002"])
-        assert (ds / "LATEST").read_text().strip() == names[-1]
+        assert curate.open(ds).latest() == names[-1]
         assert not [p for p in (ds / "versions").iterdir() if p.name not in names and not p.name.startswith(".tmp")]
         problems, _ = verify(dataset)
         assert problems == []

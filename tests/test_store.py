@@ -15,7 +15,8 @@ import curate
 from curate import manifest as mf
 from curate.exceptions import BadInput, StoreLocked
 from curate.importer import import_folder
-from curate.store import split_ref, verify
+from curate.store import split_ref
+from curate.verify import verify
 
 from conftest import SAMPLE_MEDIA
 
@@ -120,7 +121,7 @@ def test_commit_killed_mid_write_leaves_no_version_and_no_temp_dir(speech_copy, 
         path.write_bytes(b"PAR1 partial")
         raise RuntimeError("killed")
 
-    monkeypatch.setattr("curate.store._write_manifest", crash)
+    monkeypatch.setattr("curate.version.write_manifest", crash)
     with pytest.raises(RuntimeError, match="killed"):
         relabel_commit(speech_copy)
     assert ds.versions() == ["v0001"]
@@ -159,7 +160,8 @@ def test_a_second_writer_gets_a_clear_error(speech_copy):
 def test_verify_names_a_corrupted_object_and_a_tampered_manifest(speech_copy):
     ds = curate.open(speech_copy)
     problems, figures = verify(ds)
-    assert problems == [] and figures == {"versions": 1, "objects_checked": 250, "objects_unreferenced": 0}
+    assert problems == [] and figures == {"versions": 1, "objects_checked": 250, "objects_referenced": 250,
+                                          "objects_unreferenced": 0}
     target = ds.load().media_path("espeak_us/three.wav")
     data = bytearray(target.read_bytes())
     data[200] ^= 0x01

@@ -163,25 +163,94 @@ def test_clip_policies(policy):
         assert clip["params"]["samples_limited"] == int((~quiet).sum())
 
 
+def clip_entries(record):
+    return [r["params"]["policy"] for r in record if r["transform"] == "ClipPolicy"]
+
+
+def test_a_nested_allow_keeps_its_overs():
+    """The recipe case: a step says allow inside a pipeline that sets no policy; the default limit must not undo it."""
+    x = speech()
+    y, record = Compose([Gain(gain_db=-1), Gain(gain_db=(30, 40), on_clip="allow")], seed=2).apply(
+        x, sample_rate=RATE)
+    assert np.abs(y).max() > 10 and clip_entries(record) == ["allow"]  # checked once, right after the step
+    later, record = Compose([Gain(gain_db=30, on_clip="allow"), Reverb()]).apply(x, sample_rate=RATE)
+    assert np.abs(later).max() > 10 and clip_entries(record) == ["allow", "allow"]  # still in force after Reverb
+
+
+def test_the_outermost_policy_has_the_last_word():
+    x = speech()
+    y, record = Compose([Gain(gain_db=30, on_clip="allow")], on_clip="limit").apply(x, sample_rate=RATE)
+    assert np.abs(y).max() <= 1.0 and clip_entries(record) == ["allow", "limit"]
+
+
+def test_a_nested_policy_applies_right_after_its_step():
+    x = speech()
+    y, record = Compose([Gain(gain_db=30, on_clip="normalize"), Gain(gain_db=-6)]).apply(x, sample_rate=RATE)
+    assert abs(np.abs(y).max() - 10 ** (-6 / 20)) < 1e-3 and clip_entries(record) == ["normalize"]
+    with pytest.raises(ValueError, match="policy 'error'"):  # a later step would bring it down: too late
+        Compose([Gain(gain_db=30, on_clip="error"), Gain(gain_db=-40)])(x, sample_rate=RATE, seed=0)
+    # a step that did not run sets no policy: the default limit applies to the loud one
+    picked = OneOf([Gain(gain_db=30), Gain(gain_db=30, on_clip="allow")], weights=[1, 0])
+    y, record = picked.apply(x, sample_rate=RATE, rng=np.random.default_rng(0))
+    assert np.abs(y).max() <= 1.0 and clip_entries(record) == ["limit"]
+
+
+@pytest.mark.parametrize("build,param", [
+    (lambda: Compose([Gain(seed=1)]), "transforms[0].Gain.seed"),
+    (lambda: Sometimes(0.5, Gain(seed=1)), "transform.Gain.seed"),
+    (lambda: OneOf([Gain(), Compose([Gain()], seed=2)]), "transforms[1].Compose.seed"),
+    (lambda: from_dict({"SomeOf": {"transforms": [{"Gain": {"seed": 4}}]}}), "transforms[0].Gain.seed"),
+])
+def test_only_the_outermost_pipeline_takes_a_seed(build, param):
+    from augment.core import ParameterError
+
+    with pytest.raises(ParameterError, match="only the outermost pipeline takes a seed") as info:
+        build()
+    assert info.value.param == param
+
+
 def test_quiet_output_has_no_clip_entry():
     _, record = Gain(gain_db=-6).apply(speech(), sample_rate=RATE, rng=np.random.default_rng(0))
     assert [r["transform"] for r in record] == ["Gain"]
 
 
-@pytest.mark.parametrize("spec,message", [
-    ({"Gian": {}}, "unknown transform 'Gian' .did you mean Gain"),
-    ({"Gain": {"gain": 3}}, r"Gain: unknown parameter 'gain' \(did you mean gain_db\?\)"),
-    ({"Gain": {"gain_db": [6, -6]}}, "gain_db: expected"),
-    ({"OneOf": {"transforms": [{"Gain": {}}], "weights": [1, 2]}}, "weights: 2 weights for 1 transforms"),
-    ({"Sometimes": {"p": 1.5, "transform": {"Gain": {}}}}, r"p: 1.5 is outside \[0.0, 1.0\]"),
-    ({"Compose": {"transforms": []}}, "transforms: a container needs at least one transform"),
-    ({"Gain": {}, "Shift": {}}, "one-key mapping"),
-    ({"Gain": {"seed": -1}}, "seed: expected a non-negative integer"),
-    ({"Gain": {"on_clip": "wrap"}}, "on_clip: 'wrap' is not one of"),
+@pytest.mark.parametrize("spec,param,message", [
+    ({"Gian": {}}, None, "unknown transform 'Gian' .did you mean Gain"),
+    ({"Gain": {"gain": 3}}, "gain", r"unknown parameter 'gain' \(did you mean gain_db\?\)"),
+    ({"Gain": {"gain_db": [6, -6]}}, "gain_db", "expected"),
+    ({"OneOf": {"transforms": [{"Gain": {}}], "weights": [1, 2]}}, "weights", "2 weights for 1 transforms"),
+    ({"Sometimes": {"p": 1.5, "transform": {"Gain": {}}}}, "p", r"1.5 is outside \[0.0, 1.0\]"),
+    ({"Sometimes": {"p": 0.5}}, "transform", "required"),
+    ({"Compose": {"transforms": []}}, "transforms", "a container needs at least one transform"),
+    ({"Gain": {}, "Shift": {}}, None, "one-key mapping"),
+    ({"Gain": {"seed": -1}}, "seed", "expected a non-negative integer"),
+    ({"Gain": {"on_clip": "wrap"}}, "on_clip", "'wrap' is not one of"),
+    ({"Scratch": {"count": 1.5}}, "count", "expected an integer"),
+    ({"LowBandwidth": {"rate": float("inf")}}, "rate", "must be finite"),
+    ({"OneOf": {"transforms": [{"Gain": {"gain_db": "loud"}}]}}, "transforms[0].Gain.gain_db", "expected"),
+    ({"Compose": {"transforms": [{"Sometimes": {"p": 1, "transform": {"Gian": {}}}}]}},
+     "transforms[0].Sometimes.transform.Gian", "unknown transform 'Gian'"),
+    ({"Compose": {"transforms": [{"Gain": {}}, 3]}}, "transforms[1]", "expected a transform or its dict form"),
 ])
-def test_bad_specs_name_the_problem(spec, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_specs_name_the_problem(spec, param, message):
+    from augment.core import ParameterError
+
+    with pytest.raises(ValueError, match=message) as info:
         from_dict(spec)
+    if param is None:
+        assert not isinstance(info.value, ParameterError)
+    else:
+        assert isinstance(info.value, ParameterError) and info.value.param == param
+        assert str(info.value) == f"{param}: {info.value.message}"
+
+
+def test_parameter_errors_survive_pickling():
+    from augment.core import ParameterError
+
+    error = pickle.loads(pickle.dumps(ParameterError("transforms[0].Gain.gain_db", "bad")))
+    assert (error.param, error.message, str(error)) == ("transforms[0].Gain.gain_db", "bad",
+                                                         "transforms[0].Gain.gain_db: bad")
+    assert error.loc == ("transforms", 0, "Gain", "gain_db")
 
 
 def test_rng_must_be_a_generator():
@@ -197,6 +266,8 @@ def test_catalogue_lists_every_audio_transform_with_defaults():
         assert name in rows
     noise = {p["name"]: p for p in rows["AddBackgroundNoise"]["params"]}
     assert noise["noise"]["required"] and noise["snr_db"]["default"] == [5.0, 20.0]
+    assert noise["snr_db"]["accepts"] == "number or [low, high], within [-60, 120]"
+    assert noise["snr_reference"]["accepts"] == "rms | active" and "on_clip" in noise
 
 
 def test_augment_transforms_cli(capsys):

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_number, check_range
+from augment.core import Param, ParameterError, Transform
 
 
 class LowBandwidth(Transform):
@@ -14,14 +14,14 @@ class LowBandwidth(Transform):
     `order`, as in a real channel), resample back. Output has the input's rate and length. No random parameters."""
 
     media = "audio"
+    params = {"band": Param.range(0.0, 96_000.0), "rate": Param.number(1000, 192_000, integer=True),
+              "order": Param.number(1, 16, integer=True)}
 
     def __init__(self, band: Sequence[float] = (300.0, 3400.0), rate: int = 8000, order: int = 4, **kwargs: Any):
-        low, high = check_range("band", band, low=0.0, high=96_000.0)
-        rate = int(check_number("rate", rate, low=1000, high=192_000, integer=True))
+        super().__init__(band=band, rate=rate, order=order, **kwargs)
+        high, rate = self.config["band"][1], self.config["rate"]
         if high >= rate / 2:
-            raise ValueError(f"band: upper edge {high} Hz must be below rate/2 = {rate / 2} Hz")
-        order = int(check_number("order", order, low=1, high=16, integer=True))
-        super().__init__({"band": [low, high], "rate": rate, "order": order}, **kwargs)
+            raise ParameterError("band", f"upper edge {high} Hz must be below rate/2 = {rate / 2} Hz")
 
     def sample(self, rng, data, context):
         return {"band": self.config["band"], "rate": min(self.config["rate"], context.sample_rate)}

@@ -6,20 +6,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_range, uniform
+from augment.core import Param, Transform, uniform
 
 
 class Gain(Transform):
     """Multiply by a gain drawn from `gain_db` (dB)."""
 
     media = "audio"
+    params = {"gain_db": Param.range(-120.0, 60.0)}
 
     def __init__(self, gain_db: float | Sequence[float] = (-6.0, 6.0), **kwargs: Any):
-        self._gain = check_range("gain_db", gain_db, low=-120.0, high=60.0)
-        super().__init__({"gain_db": list(self._gain)}, **kwargs)
+        super().__init__(gain_db=gain_db, **kwargs)
 
     def sample(self, rng, data, context):
-        return {"gain_db": uniform(rng, self._gain)}
+        return {"gain_db": uniform(rng, self.config["gain_db"])}
 
     def apply_params(self, data, params, context):
         return data * np.float32(F.db_to_amplitude(params["gain_db"]))
@@ -30,15 +30,13 @@ class NormalizeLoudness(Transform):
     over its voice-active frames ("active"). A silent clip is left unchanged (applied=false, reason "silent")."""
 
     media = "audio"
+    params = {"target_dbfs": Param.range(-120.0, 0.0), "reference": Param.choice("rms", "active")}
 
     def __init__(self, target_dbfs: float | Sequence[float] = -23.0, reference: str = "active", **kwargs: Any):
-        self._target = check_range("target_dbfs", target_dbfs, low=-120.0, high=0.0)
-        if reference not in ("rms", "active"):
-            raise ValueError(f"reference: {reference!r} is not one of rms, active")
-        super().__init__({"target_dbfs": list(self._target), "reference": reference}, **kwargs)
+        super().__init__(target_dbfs=target_dbfs, reference=reference, **kwargs)
 
     def sample(self, rng, data, context):
-        target = uniform(rng, self._target)
+        target = uniform(rng, self.config["target_dbfs"])
         if self.config["reference"] == "active":
             mask, frame, powers = F.active_mask(data, context.sample_rate)
             level = F.masked_power(data, mask, frame, powers)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_number, check_range, choose, cumulative_weights, uniform
+from augment.core import Param, ParameterError, Transform, choose, cumulative_weights, uniform
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
 SNR_REFERENCES = ("rms", "active")
@@ -25,33 +25,45 @@ def find_noise_files(noise: str | os.PathLike | Sequence[str | os.PathLike], nam
     if isinstance(noise, (str, os.PathLike)):
         root = Path(noise)
         if not root.exists():
-            raise ValueError(f"{name}: {root} does not exist")
+            raise ParameterError(name, f"{root} does not exist")
         if root.is_file():
             return [root]
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if not files:
-            raise ValueError(f"{name}: {root} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            raise ParameterError(name, f"{root} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
         return files
     if not isinstance(noise, (list, tuple)) or not noise:
-        raise ValueError(f"{name}: expected a folder or a non-empty list of audio files, got {noise!r}")
+        raise ParameterError(name, f"expected a folder or a non-empty list of audio files, got {noise!r}")
     files = [Path(p) for p in noise]
     for f in files:
         if not f.is_file():
-            raise ValueError(f"{name}: {f} does not exist")
+            raise ParameterError(name, f"{f} does not exist")
     return files
 
 
+def _noise_form(name: str, noise: Any) -> str | list[str]:
+    """The configuration's form of `noise` (a path string, or a list of them); the files are checked after."""
+    if isinstance(noise, (str, os.PathLike)):
+        return os.fspath(noise)
+    if isinstance(noise, (list, tuple)) and noise and all(isinstance(p, (str, os.PathLike)) for p in noise):
+        return [os.fspath(p) for p in noise]
+    raise ParameterError(name, f"expected a folder or a non-empty list of audio files, got {noise!r}")
+
+
 def bed_duration(path: Path, name: str = "noise") -> float:
-    """Duration in seconds from the header (cheap); a file soundfile cannot open is a ValueError naming it."""
+    """Duration in seconds from the header (cheap); a file soundfile cannot open is a ParameterError naming it."""
     import soundfile as sf
 
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ValueError(f"{name}: {path} is not a readable audio file ({str(exc).splitlines()[0]})") from None
+        raise ParameterError(name, f"{path} is not a readable audio file ({str(exc).splitlines()[0]})") from None
     if info.frames == 0:
-        raise ValueError(f"{name}: {path} has no samples")
+        raise ParameterError(name, f"{path} has no samples")
     return info.frames / info.samplerate
+
+
+MAX_BED_PEAK = 1e3  # 60 dB over full scale: float WAVs may hold overs, not values like 1e30
 
 
 def load_bed(path: Path, sample_rate: int, name: str = "noise") -> np.ndarray:
@@ -68,10 +80,14 @@ def load_bed(path: Path, sample_rate: int, name: str = "noise") -> np.ndarray:
             try:
                 data, rate = sf.read(str(path), dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise ValueError(f"{name}: {path} could not be decoded ({str(exc).splitlines()[0]})") from None
+                raise ParameterError(name, f"{path} could not be decoded ({str(exc).splitlines()[0]})") from None
             mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             if not np.isfinite(mono).all():
-                raise ValueError(f"{name}: {path} contains NaN or infinite samples")
+                raise ParameterError(name, f"{path} contains NaN or infinite samples")
+            peak = float(np.abs(mono).max()) if mono.size else 0.0
+            if peak > MAX_BED_PEAK:  # power and SNR gains would overflow float32 (NaN media)
+                raise ParameterError(name, f"{path} peaks at {peak:.3g}, over {MAX_BED_PEAK:g} x full scale: not "
+                                           "audio in full-scale units")
             bed = np.ascontiguousarray(F.resample(mono, rate, int(sample_rate)), dtype=np.float32)
             bed.setflags(write=False)
             _BEDS[key] = bed
@@ -89,19 +105,16 @@ class AddBackgroundNoise(Transform):
     A silent signal is returned unchanged with applied=false, reason "silent"."""
 
     media = "audio"
+    params = {"noise": Param.other(_noise_form, "a folder of audio files, or a list of audio files"),
+              "snr_db": Param.range(-60.0, 120.0), "snr_reference": Param.choice(*SNR_REFERENCES),
+              "crossfade_ms": Param.number(0.0, 10_000.0)}
 
     def __init__(self, noise: str | os.PathLike | Sequence[str], snr_db: float | Sequence[float] = (5.0, 20.0),
                  snr_reference: str = "active", crossfade_ms: float = 50.0, **kwargs: Any):
-        files = find_noise_files(noise)
-        self._snr = check_range("snr_db", snr_db, low=-60.0, high=120.0)
-        if snr_reference not in SNR_REFERENCES:
-            raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
-        crossfade_ms = check_number("crossfade_ms", crossfade_ms, low=0.0, high=10_000.0)
-        self._files = files
-        self._cumulative = cumulative_weights([bed_duration(f) for f in files], "noise")
-        noise_config = os.fspath(noise) if isinstance(noise, (str, os.PathLike)) else [os.fspath(p) for p in noise]
-        super().__init__({"noise": noise_config, "snr_db": list(self._snr), "snr_reference": snr_reference,
-                          "crossfade_ms": crossfade_ms}, **kwargs)
+        super().__init__(noise=noise, snr_db=snr_db, snr_reference=snr_reference, crossfade_ms=crossfade_ms,
+                         **kwargs)
+        self._files = find_noise_files(self.config["noise"])
+        self._cumulative = cumulative_weights([bed_duration(f) for f in self._files], "noise")
 
     def sample(self, rng, data, context):
         sample_rate = context.sample_rate
@@ -110,7 +123,7 @@ class AddBackgroundNoise(Transform):
         length = data.shape[-1]
         span = len(bed) - length
         offset = int(rng.integers(0, span + 1)) if span >= 0 else int(rng.integers(0, len(bed)))
-        snr_db = uniform(rng, self._snr)
+        snr_db = uniform(rng, self.config["snr_db"])
         crossfade = int(round(self.config["crossfade_ms"] * sample_rate / 1000.0))
         segment = F.loop_with_crossfade(bed, offset, length, crossfade)
         params = {"file": str(self._files[index]), "offset_s": offset / sample_rate, "snr_db": snr_db,
@@ -149,18 +162,15 @@ class AddColoredNoise(Transform):
     """Add white, pink or brown noise at an SNR drawn from `snr_db` (whole-clip or voice-active reference)."""
 
     media = "audio"
+    params = {"snr_db": Param.range(-60.0, 120.0), "color": Param.choice(*COLORS),
+              "snr_reference": Param.choice(*SNR_REFERENCES)}
 
     def __init__(self, snr_db: float | Sequence[float] = (10.0, 30.0), color: str = "white",
                  snr_reference: str = "active", **kwargs: Any):
-        self._snr = check_range("snr_db", snr_db, low=-60.0, high=120.0)
-        if color not in COLORS:
-            raise ValueError(f"color: {color!r} is not one of {', '.join(COLORS)}")
-        if snr_reference not in SNR_REFERENCES:
-            raise ValueError(f"snr_reference: {snr_reference!r} is not one of {', '.join(SNR_REFERENCES)}")
-        super().__init__({"snr_db": list(self._snr), "color": color, "snr_reference": snr_reference}, **kwargs)
+        super().__init__(snr_db=snr_db, color=color, snr_reference=snr_reference, **kwargs)
 
     def sample(self, rng, data, context):
-        snr_db = uniform(rng, self._snr)
+        snr_db = uniform(rng, self.config["snr_db"])
         noise_seed = int(rng.integers(0, 2**63 - 1))
         noise = F.colored_noise(np.random.default_rng(noise_seed), data.shape[-1], self.config["color"])
         if self.config["snr_reference"] == "active":

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_range, uniform
+from augment.core import Param, Transform, uniform
 
 
 class Reverb(Transform):
@@ -14,15 +14,14 @@ class Reverb(Transform):
     `rt60_s` and whose direct-to-reverberant ratio is drawn from `drr_db`. Length and RMS level are kept."""
 
     media = "audio"
+    params = {"rt60_s": Param.range(0.01, 10.0), "drr_db": Param.range(-20.0, 40.0)}
 
     def __init__(self, rt60_s: float | Sequence[float] = (0.2, 0.8), drr_db: float | Sequence[float] = (0.0, 10.0),
                  **kwargs: Any):
-        self._rt60 = check_range("rt60_s", rt60_s, low=0.01, high=10.0)
-        self._drr = check_range("drr_db", drr_db, low=-20.0, high=40.0)
-        super().__init__({"rt60_s": list(self._rt60), "drr_db": list(self._drr)}, **kwargs)
+        super().__init__(rt60_s=rt60_s, drr_db=drr_db, **kwargs)
 
     def sample(self, rng, data, context):
-        return {"rt60_s": uniform(rng, self._rt60), "drr_db": uniform(rng, self._drr),
+        return {"rt60_s": uniform(rng, self.config["rt60_s"]), "drr_db": uniform(rng, self.config["drr_db"]),
                 "rir_seed": int(rng.integers(0, 2**63 - 1))}
 
     def apply_params(self, data, params, context):

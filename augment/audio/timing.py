@@ -6,22 +6,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Transform, check_number, check_range, uniform
+from augment.core import Param, Transform, uniform
 
 
 class PadSilence(Transform):
     """Add digital silence: `before_ms` at the start and `after_ms` at the end (each a [low, high] range)."""
 
     media = "audio"
+    params = {"before_ms": Param.range(0.0, 600_000.0), "after_ms": Param.range(0.0, 600_000.0)}
 
     def __init__(self, before_ms: float | Sequence[float] = (0.0, 200.0),
                  after_ms: float | Sequence[float] = (0.0, 200.0), **kwargs: Any):
-        self._before = check_range("before_ms", before_ms, low=0.0, high=600_000.0)
-        self._after = check_range("after_ms", after_ms, low=0.0, high=600_000.0)
-        super().__init__({"before_ms": list(self._before), "after_ms": list(self._after)}, **kwargs)
+        super().__init__(before_ms=before_ms, after_ms=after_ms, **kwargs)
 
     def sample(self, rng, data, context):
-        return {"before_ms": uniform(rng, self._before), "after_ms": uniform(rng, self._after)}
+        return {"before_ms": uniform(rng, self.config["before_ms"]), "after_ms": uniform(rng, self.config["after_ms"])}
 
     def apply_params(self, data, params, context):
         rate = context.sample_rate
@@ -35,11 +34,10 @@ class TrimSilence(Transform):
     margin on each side. A silent clip is left unchanged (applied=false, reason "silent")."""
 
     media = "audio"
+    params = {"top_db": Param.number(1.0, 120.0), "keep_ms": Param.number(0.0, 60_000.0)}
 
     def __init__(self, top_db: float = 40.0, keep_ms: float = 0.0, **kwargs: Any):
-        top_db = check_number("top_db", top_db, low=1.0, high=120.0)
-        keep_ms = check_number("keep_ms", keep_ms, low=0.0, high=60_000.0)
-        super().__init__({"top_db": top_db, "keep_ms": keep_ms}, **kwargs)
+        super().__init__(top_db=top_db, keep_ms=keep_ms, **kwargs)
 
     def sample(self, rng, data, context):
         rate = context.sample_rate
@@ -62,12 +60,10 @@ class Shift(Transform):
     around (else the gap is filled with silence)."""
 
     media = "audio"
+    params = {"max_fraction": Param.number(0.0, 1.0), "rollover": Param.flag()}
 
     def __init__(self, max_fraction: float = 0.2, rollover: bool = True, **kwargs: Any):
-        max_fraction = check_number("max_fraction", max_fraction, low=0.0, high=1.0)
-        if not isinstance(rollover, bool):
-            raise ValueError(f"rollover: expected true or false, got {rollover!r}")
-        super().__init__({"max_fraction": max_fraction, "rollover": rollover}, **kwargs)
+        super().__init__(max_fraction=max_fraction, rollover=rollover, **kwargs)
 
     def sample(self, rng, data, context):
         fraction = uniform(rng, (-self.config["max_fraction"], self.config["max_fraction"]))
@@ -91,13 +87,13 @@ class TimeStretch(Transform):
     """Change speed without changing pitch by a factor drawn from `rate` (>1 faster, shorter); phase vocoder."""
 
     media = "audio"
+    params = {"rate": Param.range(0.25, 4.0)}
 
     def __init__(self, rate: float | Sequence[float] = (0.9, 1.1), **kwargs: Any):
-        self._rate = check_range("rate", rate, low=0.25, high=4.0)
-        super().__init__({"rate": list(self._rate)}, **kwargs)
+        super().__init__(rate=rate, **kwargs)
 
     def sample(self, rng, data, context):
-        return {"rate": uniform(rng, self._rate)}
+        return {"rate": uniform(rng, self.config["rate"])}
 
     def apply_params(self, data, params, context):
         import librosa
@@ -109,13 +105,13 @@ class PitchShift(Transform):
     """Shift pitch by a number of semitones drawn from `semitones`, keeping the duration."""
 
     media = "audio"
+    params = {"semitones": Param.range(-24.0, 24.0)}
 
     def __init__(self, semitones: float | Sequence[float] = (-2.0, 2.0), **kwargs: Any):
-        self._steps = check_range("semitones", semitones, low=-24.0, high=24.0)
-        super().__init__({"semitones": list(self._steps)}, **kwargs)
+        super().__init__(semitones=semitones, **kwargs)
 
     def sample(self, rng, data, context):
-        return {"semitones": uniform(rng, self._steps)}
+        return {"semitones": uniform(rng, self.config["semitones"])}
 
     def apply_params(self, data, params, context):
         import librosa

@@ -16,21 +16,33 @@ from typing import Any
 
 import numpy as np
 
-from augment.core import Transform, to_jsonable
+from augment.core import Param, ParameterError, Transform, to_jsonable
 from augment.image import albumentations_module
 
 _CONTAINERS = ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform",
                "RandomOrder")
 
 
-def _one_line(name: str, exc: Exception) -> str:
-    """albumentations/pydantic messages are several lines; keep the field and the reason."""
+def _refusal(param: str, exc: Exception, where: str) -> ParameterError:
+    """albumentations/pydantic messages are several lines; keep the field (when it names one) and the reason."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("For further information")]
     if len(lines) >= 3 and "validation error" in lines[0]:
-        reason = re.sub(r"\s*\[type=.*$", "", lines[2])
-        return f"{name}: {lines[1]}: {reason}"
-    return f"{name}: {' '.join(lines)}"
+        reason = re.sub(r"\s*\[type=.*$", "", lines[2]).removeprefix("Value error, ")
+        return ParameterError(lines[1], f"{reason} ({where})")
+    return ParameterError(param, f"{' '.join(lines)} ({where})")
+
+
+def _check_name(param: str, name: Any) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ParameterError(param, f"expected an albumentations transform name, got {name!r}")
+    return name
+
+
+def _check_spec(param: str, spec: Any) -> dict | None:
+    if spec is not None and not isinstance(spec, dict):
+        raise ParameterError(param, f"expected an albumentations to_dict() mapping, got {type(spec).__name__}")
+    return spec
 
 
 class Albumentations(Transform):
@@ -39,28 +51,29 @@ class Albumentations(Transform):
     rubbersheet's Sometimes, or pass p). The record holds albumentations' applied parameters, arrays summarised."""
 
     media = "image"
+    # the wrapped class's own parameters are checked by albumentations (strict), after `name` and `spec`
     open_parameters = True
+    params = {"name": Param.other(_check_name, "albumentations transform name; its parameters go alongside"),
+              "spec": Param.other(_check_spec, "a whole albumentations pipeline in its A.to_dict() form")}
 
     def __init__(self, name: str | None = None, spec: dict | None = None, **params: Any):
-        A = albumentations_module()
+        seed, on_clip = params.pop("seed", None), params.pop("on_clip", None)
         if (name is None) == (spec is None):
-            raise ValueError("name: give either an albumentations class name (with its parameters) or spec")
+            raise ParameterError("name", "give either an albumentations class name (with its parameters) or spec")
+        if spec is not None and params:
+            raise ParameterError("spec", f"parameters {sorted(params)} cannot be combined with spec")
+        super().__init__(name=name, spec=spec, seed=seed, on_clip=on_clip,
+                         **{k: to_jsonable(v) for k, v in params.items()})
+        A = albumentations_module()
         if spec is not None:
-            if params:
-                raise ValueError(f"spec: parameters {sorted(params)} cannot be combined with spec")
             self._native = self._from_spec(A, spec)
-            config = {"spec": A.to_dict(self._native)}
+            self.config["spec"] = A.to_dict(self._native)
         else:
             self._native = self._from_name(A, name, params)
-            config = {"name": name, **{k: to_jsonable(v) for k, v in params.items()}}
         self._local = threading.local()
-        seed, on_clip = config.pop("seed", None), config.pop("on_clip", None)
-        super().__init__(config, seed=seed, on_clip=on_clip)
 
     @staticmethod
     def _from_name(A, name: str, params: dict[str, Any]):
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name: expected an albumentations transform name, got {name!r}")
         cls = getattr(A, name, None)
         if not isinstance(cls, type) or not issubclass(cls, A.BasicTransform) or name in _CONTAINERS:
             import difflib
@@ -68,26 +81,27 @@ class Albumentations(Transform):
             known = [n for n in dir(A) if isinstance(getattr(A, n), type) and issubclass(getattr(A, n), A.BasicTransform)]
             close = difflib.get_close_matches(str(name), known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"name: {name!r} is not an albumentations transform{hint}")
-        kwargs = {k: v for k, v in params.items() if k not in ("seed", "on_clip")}
+            raise ParameterError("name", f"{name!r} is not an albumentations transform{hint}")
+        kwargs = dict(params)
         kwargs.setdefault("p", 1.0)
         try:
             return cls(**kwargs, strict=True)
         except (ValueError, TypeError) as exc:
-            message = str(exc)
-            match = re.search(r"Argument\(s\) '([^']+)' are not valid", message)
+            match = re.search(r"Argument\(s\) '([^']+)' are not valid", str(exc))
             if match:
-                raise ValueError(f"{name}: unknown parameter(s) {match.group(1)}") from None
-            raise ValueError(_one_line(name, exc)) from None
+                unknown = match.group(1).split(", ")
+                raise ParameterError(unknown[0], f"unknown parameter(s) {', '.join(map(repr, unknown))} "
+                                                 f"(albumentations.{name})") from None
+            raise _refusal("name", exc, f"albumentations.{name}") from None
 
     @staticmethod
     def _from_spec(A, spec: dict):
-        if not isinstance(spec, dict):
-            raise ValueError(f"spec: expected an albumentations to_dict() mapping, got {type(spec).__name__}")
         try:
             return A.from_dict(spec if "transform" in spec else {"transform": spec})
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ValueError(_one_line("spec", exc)) from None
+            error = _refusal("spec", exc, "albumentations spec")
+            # a field inside a spec is no parameter of ours: the spec is what the user gave
+            raise (error if error.param == "spec" else ParameterError("spec", str(error))) from None
 
     def _instance(self):
         native = getattr(self._local, "native", None)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from augment.core import Transform, check_number, check_range, uniform
+from augment.core import Param, Transform, uniform
 
 SUPERSAMPLE = 4  # strokes are drawn 4x larger and box-filtered down: antialiased edges without a blur
 
@@ -88,37 +88,34 @@ class Scratch(Transform):
     `strength` (0..1) and softened by `blur_px`."""
 
     media = "image"
+    params = {"count": Param.range(1, 100, integer=True), "width_px": Param.range(0.5, 100.0),
+              "length": Param.range(0.01, 2.0), "curvature": Param.range(0.0, 1.0),
+              "strength": Param.range(0.0, 1.0), "lighter_p": Param.number(0.0, 1.0),
+              "blur_px": Param.range(0.0, 20.0)}
 
     def __init__(self, count: int | Sequence[int] = (1, 2), width_px: float | Sequence[float] = (1.0, 2.5),
                  length: float | Sequence[float] = (0.3, 0.8), curvature: float | Sequence[float] = (0.0, 0.25),
                  strength: float | Sequence[float] = (0.5, 0.85), lighter_p: float = 0.6,
                  blur_px: float | Sequence[float] = (0.0, 0.8), **kwargs: Any):
-        self._count = check_range("count", count, low=1, high=100, integer=True)
-        self._width = check_range("width_px", width_px, low=0.5, high=100.0)
-        self._length = check_range("length", length, low=0.01, high=2.0)
-        self._curvature = check_range("curvature", curvature, low=0.0, high=1.0)
-        self._strength = check_range("strength", strength, low=0.0, high=1.0)
-        self._blur = check_range("blur_px", blur_px, low=0.0, high=20.0)
-        lighter_p = check_number("lighter_p", lighter_p, low=0.0, high=1.0)
-        super().__init__({"count": list(self._count), "width_px": list(self._width), "length": list(self._length),
-                          "curvature": list(self._curvature), "strength": list(self._strength),
-                          "lighter_p": lighter_p, "blur_px": list(self._blur)}, **kwargs)
+        super().__init__(count=count, width_px=width_px, length=length, curvature=curvature, strength=strength,
+                         lighter_p=lighter_p, blur_px=blur_px, **kwargs)
 
     def sample(self, rng, data, context):
         height, width = data.shape[:2]
         diagonal = float(np.hypot(height, width))
+        c = self.config
         strokes = []
-        for _ in range(int(rng.integers(self._count[0], self._count[1] + 1))):
-            length = uniform(rng, self._length) * diagonal
+        for _ in range(int(rng.integers(c["count"][0], c["count"][1] + 1))):
+            length = uniform(rng, c["length"]) * diagonal
             angle = float(rng.uniform(0, np.pi))
             cx, cy = float(rng.uniform(0, width)), float(rng.uniform(0, height))
             dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-            bend = uniform(rng, self._curvature) * length * float(rng.choice([-1.0, 1.0]))
+            bend = uniform(rng, c["curvature"]) * length * float(rng.choice([-1.0, 1.0]))
             strokes.append({"start": [cx - dx, cy - dy], "end": [cx + dx, cy + dy],
                             "control": [cx - np.sin(angle) * bend, cy + np.cos(angle) * bend],
-                            "width_px": uniform(rng, self._width)})
-        return {"strokes": strokes, "lighter": bool(rng.random() < self.config["lighter_p"]),
-                "strength": uniform(rng, self._strength), "blur_px": uniform(rng, self._blur)}
+                            "width_px": uniform(rng, c["width_px"])})
+        return {"strokes": strokes, "lighter": bool(rng.random() < c["lighter_p"]),
+                "strength": uniform(rng, c["strength"]), "blur_px": uniform(rng, c["blur_px"])}
 
     def apply_params(self, data, params, context):
         height, width = data.shape[:2]
@@ -147,25 +144,24 @@ class Discoloration(Transform):
     the radius. Grayscale images get the brightness change only."""
 
     media = "image"
+    params = {"radius": Param.range(0.01, 1.0), "hue_shift": Param.range(-180.0, 180.0),
+              "saturation": Param.range(-1.0, 1.0), "brightness": Param.range(-1.0, 1.0),
+              "softness": Param.range(0.0, 2.0)}
 
     def __init__(self, radius: float | Sequence[float] = (0.08, 0.25), hue_shift: float | Sequence[float] = (-20, 20),
                  saturation: float | Sequence[float] = (-0.4, 0.4), brightness: float | Sequence[float] = (-0.3, 0.1),
                  softness: float | Sequence[float] = (0.2, 0.5), **kwargs: Any):
-        self._radius = check_range("radius", radius, low=0.01, high=1.0)
-        self._hue = check_range("hue_shift", hue_shift, low=-180.0, high=180.0)
-        self._sat = check_range("saturation", saturation, low=-1.0, high=1.0)
-        self._bright = check_range("brightness", brightness, low=-1.0, high=1.0)
-        self._soft = check_range("softness", softness, low=0.0, high=2.0)
-        super().__init__({"radius": list(self._radius), "hue_shift": list(self._hue), "saturation": list(self._sat),
-                          "brightness": list(self._bright), "softness": list(self._soft)}, **kwargs)
+        super().__init__(radius=radius, hue_shift=hue_shift, saturation=saturation, brightness=brightness,
+                         softness=softness, **kwargs)
 
     def sample(self, rng, data, context):
         height, width = data.shape[:2]
-        radius = uniform(rng, self._radius) * min(height, width)
+        c = self.config
+        radius = uniform(rng, c["radius"]) * min(height, width)
         return {"center": [float(rng.uniform(0.15, 0.85) * width), float(rng.uniform(0.15, 0.85) * height)],
                 "radii": [radius, radius * float(rng.uniform(0.55, 1.0))], "angle_deg": float(rng.uniform(0, 180)),
-                "hue_shift": uniform(rng, self._hue), "saturation": uniform(rng, self._sat),
-                "brightness": uniform(rng, self._bright), "softness": uniform(rng, self._soft)}
+                "hue_shift": uniform(rng, c["hue_shift"]), "saturation": uniform(rng, c["saturation"]),
+                "brightness": uniform(rng, c["brightness"]), "softness": uniform(rng, c["softness"])}
 
     def apply_params(self, data, params, context):
         from PIL import Image, ImageDraw
@@ -218,20 +214,20 @@ class Dust(Transform):
     """Small dark specks: `count` soft discs of `radius_px`, each darkening the surface by a `darkness` fraction."""
 
     media = "image"
+    params = {"count": Param.range(1, 10_000, integer=True), "radius_px": Param.range(0.25, 50.0),
+              "darkness": Param.range(0.0, 1.0)}
 
     def __init__(self, count: int | Sequence[int] = (5, 30), radius_px: float | Sequence[float] = (0.5, 2.0),
                  darkness: float | Sequence[float] = (0.3, 0.8), **kwargs: Any):
-        self._count = check_range("count", count, low=1, high=10_000, integer=True)
-        self._radius = check_range("radius_px", radius_px, low=0.25, high=50.0)
-        self._dark = check_range("darkness", darkness, low=0.0, high=1.0)
-        super().__init__({"count": list(self._count), "radius_px": list(self._radius),
-                          "darkness": list(self._dark)}, **kwargs)
+        super().__init__(count=count, radius_px=radius_px, darkness=darkness, **kwargs)
 
     def sample(self, rng, data, context):
         height, width = data.shape[:2]
-        n = int(rng.integers(self._count[0], self._count[1] + 1))
+        c = self.config
+        n = int(rng.integers(c["count"][0], c["count"][1] + 1))
         specks = [{"center": [float(rng.uniform(0, width)), float(rng.uniform(0, height))],
-                   "radius_px": uniform(rng, self._radius), "darkness": uniform(rng, self._dark)} for _ in range(n)]
+                   "radius_px": uniform(rng, c["radius_px"]), "darkness": uniform(rng, c["darkness"])}
+                  for _ in range(n)]
         return {"specks": specks}
 
     def apply_params(self, data, params, context):

@@ -2,9 +2,11 @@
 
 Confusable pairs come from predictions (confusion rates), from cleanlab's find_overlapping_classes when the
 predictions have p_ columns, or, without predictions, from the embedding: the share of a class's real items whose
-nearest neighbour carries the other label. For each pair the train ratio n_A / n_B is compared between parent and
-candidate: adding many "I" and no "1" teaches a model to answer "I" on every ambiguous glyph. A relative change
-above max_prior_shift is an error that names the pair, both ratios, and the most that could be added.
+nearest neighbour carries the other label. For each pair the train ratio n_A / n_B is compared between the
+source and the candidate: adding many "I" and no "1" teaches a model to answer "I" on every ambiguous glyph. A
+relative change above max_prior_shift is an error that names the pair, both ratios, and the most that could be
+added. When the change adds none of the pair (a split, a review), the shift must also be beyond chance (exact
+binomial test, p < 0.05): assigning a few items to splits moves small ratios by chance alone.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def _pairs_from_predictions(view, config) -> dict[tuple[str, str], float]:
     return {k: v for k, v in pairs.items() if v >= config.min_confusion}
 
 
-def check(candidate, parent, config) -> list[Finding]:
+def check(candidate, source, config) -> list[Finding]:
     pairs = confusable_pairs(candidate, config)
     findings = []
     if not pairs:
@@ -75,8 +77,8 @@ def check(candidate, parent, config) -> list[Finding]:
     listing = ", ".join(f"{a}/{b} ({s:.0%})" for (a, b), s in sorted(pairs.items(), key=lambda kv: -kv[1]))
     findings.append(Finding(CHECK, "info", f"confusable pairs: {listing}",
                             figures={"pairs": {f"{a}/{b}": s for (a, b), s in pairs.items()}}))
-    if parent is not None:
-        findings += _prior_shift(candidate, parent, pairs, config)
+    if source is not None:
+        findings += _prior_shift(candidate, source, pairs, config)
     ambiguous = _ambiguous_items(candidate, pairs)
     if ambiguous:
         findings.append(Finding(CHECK, "info", f"{len(ambiguous)} item(s) sit on a confusable boundary (annotators "
@@ -89,8 +91,9 @@ def _train_counts(view) -> Counter:
     return Counter(l for l, m in zip(view.manifest["label"], mask) if m)
 
 
-def _prior_shift(candidate, parent, pairs, config) -> list[Finding]:
-    before, after = _train_counts(parent), _train_counts(candidate)
+def _prior_shift(candidate, source, pairs, config) -> list[Finding]:
+    before, after = _train_counts(source), _train_counts(candidate)
+    totals = (Counter(source.manifest["label"]), Counter(candidate.manifest["label"]))
     findings = []
     for a, b in sorted(pairs):
         if not (before[a] and before[b] and after[a] and after[b]):
@@ -99,20 +102,43 @@ def _prior_shift(candidate, parent, pairs, config) -> list[Finding]:
         shift = new / old - 1
         if abs(shift) <= config.max_prior_shift:
             continue
-        limit = 1 + config.max_prior_shift
-        if shift > 0:  # too many a: at most this many a in train for the b now present
-            cap = math.floor(old * limit * after[b])
-            advice = f"keep at most {cap} {a!r} in train (add <= {max(0, cap - before[a])}), or add {b!r} too"
-        else:
-            cap = math.floor(after[a] / (old / limit))
-            advice = f"keep at most {cap} {b!r} in train (add <= {max(0, cap - before[b])}), or add {a!r} too"
+        if totals[1][a] <= totals[0][a] and totals[1][b] <= totals[0][b] and \
+                not _beyond_chance(before[a], before[b], after[a], after[b]):
+            continue  # nothing of the pair was added: a split of few items moves the ratio by chance alone
         findings.append(Finding(CHECK, "error", f"prior shift on confusable pair {a}/{b}: train ratio "
-                                f"{a}:{b} was {before[a]}:{before[b]} = {old:.2f}, now {after[a]}:{after[b]} = "
-                                f"{new:.2f} ({shift:+.0%}, limit {config.max_prior_shift:.0%}); {advice}",
-                                items=[a, b], figures={"pair": [a, b], "ratio_parent": old, "ratio_candidate": new,
-                                                       "relative_change": shift, "counts_parent": [before[a], before[b]],
-                                                       "counts_candidate": [after[a], after[b]]}))
+                                f"{a}:{b} was {before[a]}:{before[b]} = {old:.2f}, now "
+                                f"{after[a]}:{after[b]} = {new:.2f} ({shift:+.0%}, limit "
+                                f"{config.max_prior_shift:.0%}); {_advice(a, b, before, after, totals, config)}",
+                                items=[a, b], relative=True, key=f"ambiguity.prior_shift.{a}/{b}",
+                                figures={"pair": [a, b], "ratio_source": old, "ratio_candidate": new,
+                                         "relative_change": shift, "counts_source": [before[a], before[b]],
+                                         "counts_candidate": [after[a], after[b]]}))
     return findings
+
+
+def _beyond_chance(before_a: int, before_b: int, after_a: int, after_b: int) -> bool:
+    """Is the pair's train composition after the change unlikely (exact binomial test, p < 0.05) as a random draw
+    from the source's train composition?"""
+    from scipy.stats import binomtest
+
+    share = before_a / (before_a + before_b)
+    return binomtest(after_a, after_a + after_b, share).pvalue < 0.05
+
+
+def _advice(a: str, b: str, before: Counter, after: Counter, totals: tuple[Counter, Counter], config) -> str:
+    """What would keep the ratio: fewer of the over-represented label when the change adds items; when it only
+    moves existing items between splits (`curate split`), how many of them train should hold instead."""
+    old = before[a] / before[b]
+    limit = 1 + config.max_prior_shift
+    high, low, ratio = (a, b, old) if after[a] / after[b] > old else (b, a, 1 / old)
+    cap = math.floor(ratio * limit * after[low])
+    added = totals[1][high] - totals[0][high]
+    if added > 0:
+        return (f"keep at most {cap} {high!r} in train (add <= {max(0, cap - before[high])} instead of {added}), "
+                f"or add {low!r} too")
+    return (f"this change adds no {high!r}; it puts {after[high]} of them in train where about "
+            f"{round(ratio * after[low])} would keep the ratio: assign splits with other ratios, or move "
+            f"{after[high] - cap} {high!r} out of train")
 
 
 def _ambiguous_items(candidate, pairs) -> list[dict]:

@@ -1,7 +1,8 @@
 """Label consistency: one convention, one label per input.
 
 - exact duplicates (same object hash) carrying different labels: error (configurable);
-- near-duplicates (image dHash within a radius, audio embedding cosine above a threshold) with different labels;
+- near-duplicates (far closer than the dataset's typical nearest-neighbour distance, curate.checks.similarity) with
+  different labels;
 - annotator agreement when the manifest has `annotations`: per-item agreement, Fleiss' kappa, items below a bar;
 - label conventions: raw labels that are equal after normalising case, punctuation, whitespace, fillers
   ("um", "uh", ...) and ellipses are one convention written several ways;
@@ -29,7 +30,7 @@ def normalise_label(text: str) -> str:
     return " ".join(lowered.split())
 
 
-def check(candidate, parent, config) -> list[Finding]:
+def check(candidate, source, config) -> list[Finding]:
     frame = candidate.manifest
     findings: list[Finding] = []
     findings += _exact_duplicates(frame, config)
@@ -59,11 +60,13 @@ def _exact_duplicates(frame, config) -> list[Finding]:
     return [Finding(CHECK, config.exact_duplicate_severity,
                     f"{len(conflicts)} identical input(s) carry different labels ({summary}): the mapping "
                     "input -> label is ambiguous; relabel, drop, or mark them for review",
-                    items=conflicts, figures={"groups": len(conflicts), "label_sets": dict(pairs)})]
+                    items=conflicts, figures={"groups": len(conflicts), "label_sets": dict(pairs)},
+                    key="consistency.identical_conflict", subjects=frozenset(i["id"] for g in conflicts for i in g))]
 
 
 def _near_duplicates(view, config) -> list[Finding]:
-    ids, i, j, score = near_duplicates(view, config.image_hamming_radius, config.audio_cosine)
+    found = near_duplicates(view, config.near_duplicate_ratio)
+    ids, i, j, score = found.ids, found.i, found.j, found.ratio
     if not len(i):
         return []
     label_codes = codes(view, ids, "label")
@@ -71,15 +74,15 @@ def _near_duplicates(view, config) -> list[Finding]:
     if not conflict.any():
         return []
     labels = dict(zip(view.manifest["id"], view.manifest["label"]))
-    order = np.argsort(score[conflict] if view.manifest["media"].iloc[0] == "image" else -score[conflict],
-                       kind="stable")[: config.max_items]
+    order = np.argsort(score[conflict], kind="stable")[: config.max_items]  # closest first
     a, b, s = i[conflict][order], j[conflict][order], score[conflict][order]
     listed = [{"a": ids[x], "b": ids[y], "labels": [labels[ids[x]], labels[ids[y]]], "score": float(v)}
               for x, y, v in zip(a, b, s)]
     return [Finding(CHECK, "warning", f"{int(conflict.sum())} near-duplicate pair(s) with different labels "
-                    f"(image dHash within {config.image_hamming_radius} of 256 bits, audio cosine >= "
-                    f"{config.audio_cosine})", items=listed,
-                    figures={"pairs": int(conflict.sum()), "near_duplicate_pairs": int(len(i))})]
+                    f"({found.rule()}; score = distance / typical)", items=listed,
+                    figures={"pairs": int(conflict.sum()), "near_duplicate_pairs": int(len(i)), **found.figures()},
+                    key="consistency.near_duplicate_conflict",
+                    subjects=frozenset("|".join(sorted((ids[x], ids[y]))) for x, y in zip(i[conflict], j[conflict])))]
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -115,7 +118,8 @@ def _agreement(frame, config) -> list[Finding]:
     return [Finding(CHECK, severity, f"annotator agreement: Fleiss' kappa {kappa:.2f}, mean per-item agreement "
                     f"{mean_agreement:.0%}; {len(low)} item(s) below {config.min_agreement:.0%}",
                     items=low[: config.max_items], figures={"fleiss_kappa": kappa, "mean_agreement": mean_agreement,
-                                                            "items_rated": len(rated), "items_low": len(low)})]
+                                                            "items_rated": len(rated), "items_low": len(low)},
+                    key="consistency.agreement", subjects=frozenset(x["id"] for x in low))]
 
 
 def _conventions(frame) -> list[Finding]:
@@ -128,7 +132,8 @@ def _conventions(frame) -> list[Finding]:
             listing = ", ".join(f"{raw!r} x{n}" for raw, n in counter.most_common())
             findings.append(Finding(CHECK, "warning", f"one label written {len(counter)} ways: {listing}; pick one "
                                     "convention", items=[{"label": raw, "count": n} for raw, n in counter.items()],
-                                    figures={"normalised": norm, "variants": len(counter)}))
+                                    figures={"normalised": norm, "variants": len(counter)},
+                                    key=f"consistency.convention.{norm}", subjects=frozenset(counter)))
     return findings
 
 
@@ -155,4 +160,5 @@ def _label_issues(frame, config) -> list[Finding]:
               "p_label": round(float(probs[r, given[r]]), 4)} for r in ranked[: config.max_items]]
     severity = "warning" if len(ranked) else "info"
     return [Finding(CHECK, severity, f"cleanlab: {len(ranked)} likely label issue(s) among {len(ids)} predicted "
-                    "items (ranked by self-confidence)", items=items, figures={"label_issues": int(len(ranked))})]
+                    "items (ranked by self-confidence)", items=items, figures={"label_issues": int(len(ranked))},
+                    key="consistency.label_issues", subjects=frozenset(ids[r] for r in ranked))]

@@ -28,9 +28,11 @@ def check(evaluation: dict[str, Any] | None, targets: list[str], config) -> list
                 f"{evaluation['after'][key]:.1%} ({change['value']:+.1%}, 95 % interval {change['low']:+.1%} to "
                 f"{change['high']:+.1%}, n={n})")
         if change["high"] < 0:
-            findings.append(Finding(CHECK, config.drop_severity, f"significantly worse on {text}", figures=figures))
+            findings.append(Finding(CHECK, config.drop_severity, f"significantly worse on {text}", figures=figures,
+                                    relative=True, key=f"evaluation.drop.{key}"))
         elif change["low"] > 0:
-            findings.append(Finding(CHECK, "info", f"significantly better on {text}", figures=figures))
+            findings.append(Finding(CHECK, "info", f"significantly better on {text}", figures=figures, relative=True))
     if not findings:
-        findings.append(Finding(CHECK, "info", "no significant accuracy change on the targets or elsewhere"))
+        findings.append(Finding(CHECK, "info", "no significant accuracy change on the targets or elsewhere",
+                                relative=True))
     return findings

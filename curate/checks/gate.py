@@ -4,33 +4,39 @@ Config (YAML file for `curate check --config`, or the recipe's `curation:` block
 
     checks: [realism, consistency, splits, ambiguity, leakage]   # which checks run (default: all)
     block_on: error            # error | warning: the severities that stop the write
+    block_on_inherited: false  # true: findings the source version already had block too (strict mode)
     predictions: preds.csv     # optional model predictions (consistency: cleanlab label issues; ambiguity: pairs)
     max_items: 50              # items listed per finding
     realism:     {target_tags: [], min_reference: 10, envelope_margin: 0.25, envelope_max_share: 0.1,
                   auc_warn: 0.85, neighbours: 5, label_kept_max_drop: 0.25}
-    consistency: {exact_duplicate_severity: error, image_hamming_radius: 6, audio_cosine: 0.995,
-                  min_agreement: 0.6, min_kappa: 0.4}
+    consistency: {exact_duplicate_severity: error, near_duplicate_ratio: 0.25, min_agreement: 0.6, min_kappa: 0.4}
     splits:      {min_per_label: 2, max_prevalence_deviation: 0.1}
     ambiguity:   {max_prior_shift: 0.2, min_neighbour_share: 0.1, min_confusion: 0.1}
-    leakage:     {near_duplicates: true, image_hamming_radius: 6, audio_cosine: 0.995}
+    leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25}
+                 # near_duplicate_ratio (both sections, same default): two different objects are near-duplicates
+                 # when their distance is <= this x the dataset's typical nearest-neighbour distance (that threshold
+                 # clamped to [0.03, 0.35] in unit-vector distance); see curate.checks.similarity for the calibration
     evaluation:  {drop_severity: warning}   # when a recipe evaluates: a significant accuracy drop on a target tag,
                                             # or on the untargeted items, is a finding of this severity
 
-Result: {"passed": bool, "block_on": [...], "counts": {severity: n}, "findings": [{check, severity, message, items,
-figures}]}, the input to reports.
+Result: a typed curate.checks.GateResult (findings marked new or inherited, per-check status, verdict); by default
+only NEW findings can block: what the source version already had is reported as a known issue of the source.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from curate.checks import Finding
+from curate.checks import Finding, GateResult
 from curate.exceptions import BadInput
 
 CHECK_NAMES = ("realism", "consistency", "splits", "ambiguity", "leakage")
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+MAX_LISTED = 50
 
 
 class _Section(BaseModel):
@@ -51,8 +57,7 @@ class RealismConfig(_Section):
 
 class ConsistencyConfig(_Section):
     exact_duplicate_severity: Literal["info", "warning", "error"] = "error"
-    image_hamming_radius: int = Field(6, ge=0, le=256)
-    audio_cosine: float = Field(0.995, gt=0, le=1)
+    near_duplicate_ratio: float = Field(0.25, gt=0, le=1)
     min_agreement: float = Field(0.6, ge=0, le=1)
     min_kappa: float = Field(0.4, ge=-1, le=1)
 
@@ -70,8 +75,7 @@ class AmbiguityConfig(_Section):
 
 class LeakageConfig(_Section):
     near_duplicates: bool = True
-    image_hamming_radius: int = Field(6, ge=0, le=256)
-    audio_cosine: float = Field(0.995, gt=0, le=1)
+    near_duplicate_ratio: float = Field(0.25, gt=0, le=1)
 
 
 class EvaluationConfig(_Section):
@@ -82,6 +86,7 @@ class GateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     checks: list[Literal["realism", "consistency", "splits", "ambiguity", "leakage"]] = list(CHECK_NAMES)
     block_on: Literal["error", "warning"] = "error"
+    block_on_inherited: bool = False
     predictions: Optional[str] = None
     max_items: int = Field(50, ge=1)
     realism: RealismConfig = RealismConfig()
@@ -126,27 +131,62 @@ def load_config(path: str | Path | None) -> GateConfig:
     return parse_config(data, where=str(path))
 
 
-def run_gate(candidate, parent, config: GateConfig | dict | None = None, progress=None) -> dict[str, Any]:
+def run_gate(candidate, source, config: GateConfig | dict | None = None, progress=None) -> GateResult:
+    """Run the configured checks on `candidate` against `source` (the version the change was made from; None for a
+    first import) and mark every finding new or inherited (see curate.checks)."""
     from curate.checks import ambiguity, consistency, leakage, realism, splits
 
     if not isinstance(config, GateConfig):
         config = parse_config(config)
     modules = {"realism": realism, "consistency": consistency, "splits": splits, "ambiguity": ambiguity,
                "leakage": leakage}
-    findings: list[Finding] = []
-    timings = {}
+    blocking = ("error",) if config.block_on == "error" else ("error", "warning")
+    result = GateResult((), blocking, (), {}, config.block_on_inherited)
     for name in (progress(config.checks, "checks") if progress else config.checks):
         start = time.perf_counter()
-        findings += modules[name].check(candidate, parent, config.section(name))
-        timings[name] = round(time.perf_counter() - start, 3)
-    blocking = ("error",) if config.block_on == "error" else ("error", "warning")
-    result = {"block_on": list(blocking), "checks": list(config.checks), "seconds": timings, "findings": []}
-    return add_findings(result, findings)
-
-
-def add_findings(result: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
-    """Add findings to a gate result and recompute its counts and verdict."""
-    result["findings"] = result["findings"] + [f.to_dict() for f in findings]
-    result["counts"] = {s: sum(f["severity"] == s for f in result["findings"]) for s in ("error", "warning", "info")}
-    result["passed"] = not any(f["severity"] in result["block_on"] for f in result["findings"])
+        section = config.section(name)
+        found = modules[name].check(candidate, source, section)
+        before = None
+        if source is not None and any(f.severity != "info" and not f.relative for f in found):
+            before = modules[name].check(source, None, section)  # what the source already had
+        result = result.add(classify(found, before), name, round(time.perf_counter() - start, 3))
     return result
+
+
+def classify(findings: list[Finding], before: list[Finding] | None) -> list[Finding]:
+    """Mark each finding `new` or `inherited` by comparing it with the source's findings of the same key: inherited
+    when the source has it with the same or a higher severity and the change adds no subject to it (nor, for an
+    aggregate, makes its measure worse)."""
+    by_key: dict[str, list[Finding]] = {}
+    for old in before or []:
+        by_key.setdefault(old.key or old.message, []).append(old)
+    out = []
+    for finding in findings:
+        olds = by_key.get(finding.key or finding.message, [])
+        if finding.relative or finding.severity == "info" or not olds:
+            out.append(finding.with_status("new", **({"new_subject_count": len(finding.subjects)}
+                                                     if finding.subjects else {})))
+            continue
+        worse = SEVERITY_RANK[finding.severity] > max(SEVERITY_RANK[o.severity] for o in olds)
+        known = frozenset().union(*(o.subjects for o in olds))
+        fresh = sorted(finding.subjects - known)
+        measures = [o.measure for o in olds if o.measure is not None]
+        grown = finding.measure is not None and measures and finding.measure > max(measures) + 1e-9
+        if worse or fresh or grown:
+            extra = {"new_subjects": fresh[: MAX_LISTED], "new_subject_count": len(fresh)} if fresh else {}
+            if grown:
+                extra["source_measure"] = max(measures)
+            out.append(replace(finding.with_status("new", **extra),
+                               message=finding.message + _what_changed(finding, fresh, known, grown, measures)))
+        else:
+            out.append(finding.with_status("inherited"))
+    return out
+
+
+def _what_changed(finding: Finding, fresh: list, known: frozenset, grown: bool, measures: list[float]) -> str:
+    if fresh:
+        shown = ", ".join(map(str, fresh[:3])) + (", ..." if len(fresh) > 3 else "")
+        return f" [new in this change: {len(fresh)} of {len(finding.subjects)} ({shown})]"
+    if grown:
+        return f" [worse than the source's {max(measures):.3g}]"
+    return " [more severe than in the source]"

@@ -15,7 +15,7 @@ from curate.checks.similarity import codes, near_duplicates
 CHECK = "leakage"
 
 
-def check(candidate, parent, config) -> list[Finding]:
+def check(candidate, source, config) -> list[Finding]:
     frame = candidate.manifest
     split = dict(zip(frame["id"], frame["split"]))
     findings = []
@@ -28,9 +28,11 @@ def check(candidate, parent, config) -> list[Finding]:
     shared = [items_by_object[o] for o, s in splits_by_object.items() if "train" in s and len(s) > 1]
     if shared:
         findings.append(Finding(CHECK, "error", f"{len(shared)} identical input(s) in train and in dev/test",
-                                items=shared[: config.max_items], figures={"objects": len(shared)}))
+                                items=shared[: config.max_items], figures={"objects": len(shared)},
+                                key="leakage.identical", subjects=frozenset(i["id"] for g in shared for i in g)))
     if config.near_duplicates and any(s is not None for s in split.values()):  # no splits: nothing can leak
-        ids, i, j, score = near_duplicates(candidate, config.image_hamming_radius, config.audio_cosine)
+        found = near_duplicates(candidate, config.near_duplicate_ratio)
+        ids, i, j, score = found.ids, found.i, found.j, found.ratio
         split_codes = codes(candidate, ids, "split")
         train_code = split_codes[ids.index(next(x for x in ids if split[x] == "train"))] \
             if any(split[x] == "train" for x in ids) else -1
@@ -40,15 +42,19 @@ def check(candidate, parent, config) -> list[Finding]:
         if across.any():
             listed = [{"a": ids[x], "b": ids[y], "splits": [split[ids[x]], split[ids[y]]], "score": float(v)}
                       for x, y, v in list(zip(i[across], j[across], score[across]))[: config.max_items]]
+            pairs = frozenset("|".join(sorted((ids[x], ids[y]))) for x, y in zip(i[across], j[across]))
             findings.append(Finding(CHECK, "error", f"{int(across.sum())} near-duplicate pair(s) across train and "
-                                    "dev/test", items=listed, figures={"pairs": int(across.sum())}))
+                                    f"dev/test ({found.rule()}; score = distance / typical)", items=listed,
+                                    figures={"pairs": int(across.sum()), **found.figures()},
+                                    key="leakage.near_duplicates", subjects=pairs))
     has_splits = any(s is not None for s in split.values())
     outside = [{"id": i, "split": s} for i, s, o in zip(frame["id"], frame["split"], frame["origin"])
                if o == "augmented" and s != "train" and has_splits]
     if outside:
         findings.append(Finding(CHECK, "error", f"{len(outside)} augmented item(s) outside train: augmented data "
                                 "is for training only", items=outside[: config.max_items],
-                                figures={"items": len(outside)}))
+                                figures={"items": len(outside)}, key="leakage.augmented_outside_train",
+                                subjects=frozenset(o["id"] for o in outside)))
     splits_by_group: dict[str, set] = defaultdict(set)
     for group, s in zip(frame["group"], frame["split"]):
         if s is not None:
@@ -58,7 +64,8 @@ def check(candidate, parent, config) -> list[Finding]:
         findings.append(Finding(CHECK, "error", f"{len(spanning)} group(s) span several splits (e.g. "
                                 f"{next(iter(spanning))!r}: {', '.join(next(iter(spanning.values())))})",
                                 items=[{"group": g, "splits": s} for g, s in list(spanning.items())[: config.max_items]],
-                                figures={"groups": len(spanning)}))
+                                figures={"groups": len(spanning)}, key="leakage.group_spans_splits",
+                                subjects=frozenset(f"{g}:{','.join(s)}" for g, s in spanning.items())))
     if not findings:
         findings.append(Finding(CHECK, "info", "no leakage between splits", figures={"items": len(frame)}))
     return findings

@@ -20,6 +20,11 @@ from curate.checks.similarity import nearest, standardised_embeddings
 CHECK = "realism"
 
 
+def _finding(severity: str, message: str, **fields) -> Finding:
+    """Realism judges only the new augmented items, so every finding is about the change itself."""
+    return Finding(CHECK, severity, message, relative=True, **fields)
+
+
 def _reference_groups(frame, targets: list[str], min_reference: int) -> dict[str, tuple[list[str], list[str]]]:
     """{target tag or '(all real)': (augmented ids, real ids)}: each augmented item is compared once."""
     real_by_tag: dict[str, list[str]] = defaultdict(list)
@@ -40,22 +45,22 @@ def _reference_groups(frame, targets: list[str], min_reference: int) -> dict[str
     return groups
 
 
-def check(candidate, parent, config) -> list[Finding]:
+def check(candidate, source, config) -> list[Finding]:
     from curate.features import metrics
 
     frame = candidate.manifest
-    if parent is not None:  # judge only what is new: the parent's augmented items passed their own gate
-        known = set(parent.manifest["id"])
+    if source is not None:  # judge only what is new: the source's augmented items passed their own gate
+        known = set(source.manifest["id"])
         frame = frame[~(frame["id"].isin(known) & (frame["origin"] == "augmented"))]
     if not (frame["origin"] == "augmented").any():
-        return [Finding(CHECK, "info", "no new augmented items to compare with real data")]
+        return [_finding("info", "no new augmented items to compare with real data")]
     targets = list(config.target_tags or candidate.info.get("source", {}).get("targets", {}) or [])
     groups = _reference_groups(frame, targets, config.min_reference)
     table = metrics(candidate).astype(float)
     findings = []
     for key, (augmented, reference) in sorted(groups.items()):
         if len(reference) < 2:
-            findings.append(Finding(CHECK, "warning", f"{key}: fewer than 2 real items to compare with"))
+            findings.append(_finding("warning", f"{key}: fewer than 2 real items to compare with"))
             continue
         findings += _envelope(key, table, augmented, reference, config)
         findings += _two_sample(key, table, augmented, reference, config)
@@ -80,7 +85,7 @@ def _envelope(key, table, augmented, reference, config) -> list[Finding]:
     counts = Counter(m["metric"] for item in listed for m in item["metrics"])
     severity = "warning" if share > config.envelope_max_share else "info"
     worst = ", ".join(f"{m} x{n}" for m, n in counts.most_common(3)) or "none"
-    return [Finding(CHECK, severity, f"{key}: {len(listed)} of {len(augmented)} augmented item(s) ({share:.0%}) "
+    return [_finding(severity, f"{key}: {len(listed)} of {len(augmented)} augmented item(s) ({share:.0%}) "
                     f"outside the real range of {len(reference)} real item(s) (metrics: {worst})",
                     items=listed[: config.max_items],
                     figures={"target": key, "outside_share": share, "metrics_failing": dict(counts),
@@ -89,7 +94,7 @@ def _envelope(key, table, augmented, reference, config) -> list[Finding]:
 
 def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
     if min(len(augmented), len(reference)) < 5:
-        return [Finding(CHECK, "info", f"{key}: too few items for a two-sample test (need 5 of each)")]
+        return [_finding("info", f"{key}: too few items for a two-sample test (need 5 of each)")]
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -104,7 +109,7 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
     auc = float(roc_auc_score(target, scores))
     severity = "warning" if auc > config.auc_warn else "info"
     verdict = "easy to tell apart" if auc > config.auc_warn else "hard to tell apart"
-    return [Finding(CHECK, severity, f"{key}: a classifier tells augmented from real with AUC {auc:.2f} ({verdict}; "
+    return [_finding(severity, f"{key}: a classifier tells augmented from real with AUC {auc:.2f} ({verdict}; "
                     f"0.5 = indistinguishable, warning above {config.auc_warn})",
                     figures={"target": key, "auc": auc, "augmented": len(augmented), "reference": len(reference)})]
 
@@ -136,7 +141,7 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
              "neighbour_labels": dict(Counter(real_labels[neighbours[r]]))} for r in np.flatnonzero(~agrees)]
     drop = real_rate - aug_rate
     severity = "warning" if drop > config.label_kept_max_drop else "info"
-    return [Finding(CHECK, severity, f"label kept: {aug_rate:.0%} of augmented items have mostly same-label real "
+    return [_finding(severity, f"label kept: {aug_rate:.0%} of augmented items have mostly same-label real "
                     f"neighbours (real items: {real_rate:.0%}; drop {drop:+.0%}, warning above "
                     f"{config.label_kept_max_drop:.0%})", items=lost[: config.max_items],
                     figures={"augmented_rate": aug_rate, "real_rate": real_rate, "drop": drop, "k": k})]

@@ -1,7 +1,7 @@
 """Balanced, group-aware train/dev/test splits for small data, and the check that splits stay balanced.
 
-assign_splits: every group (a user `group` such as a speaker; augmented items share their root's group) becomes one
-unit with a count vector over labels AND tags. Units that already have a split keep it, so a test set never
+assign_splits: every group (a user `group` such as a speaker; augmented items share their root's group; groups that
+share an identical input or a near-duplicate are merged) becomes one unit with a count vector over labels AND tags. Units that already have a split keep it, so a test set never
 changes under your feet, and new items of such a group join it. The remaining units go, rarest label/tag first, to
 the split that most lacks that label/tag (iterative stratification over groups and several labels at once). Above
 `small_data_max` items a stable hash of the group decides instead (a random split is fine with plenty of data).
@@ -20,13 +20,15 @@ CHECK = "splits"
 SPLITS = ("train", "dev", "test")
 
 
-def assign_splits(manifest, ratios=(0.6, 0.2, 0.2), small_data_max: int = 10_000) -> list[str | None]:
-    """A split for every item (see the module docstring); the manifest's existing splits are kept."""
+def assign_splits(manifest, ratios=(0.6, 0.2, 0.2), small_data_max: int = 10_000,
+                  together: list[tuple[str, str]] = ()) -> list[str | None]:
+    """A split for every item (see the module docstring); the manifest's existing splits are kept. `together`:
+    pairs of item ids that must share a split (near-duplicates), merged with their groups."""
     ratios = np.asarray(ratios, dtype=np.float64)
     if ratios.shape != (3,) or np.any(ratios < 0) or not np.isclose(ratios.sum(), 1.0):
         raise BadInput(f"--ratios: expected three non-negative numbers summing to 1 (train,dev,test), got "
                        f"{list(ratios)}")
-    groups = list(manifest["group"])
+    groups = _units(manifest, together)
     current = list(manifest["split"])
     members: dict[str, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
@@ -53,6 +55,35 @@ def assign_splits(manifest, ratios=(0.6, 0.2, 0.2), small_data_max: int = 10_000
             if result[r] is None:
                 result[r] = split
     return result
+
+
+def _units(manifest, together: list[tuple[str, str]] = ()) -> list[str]:
+    """The unit each item is placed with: its group, merged with every group that shares an identical input
+    (same object) or a near-duplicate (`together`), so no input and its copy land in two splits. Named by the
+    unit's smallest group name."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_group: dict[str, str] = {}
+    for group, obj in zip(manifest["group"], manifest["object"]):
+        if obj is None:
+            find(group)
+            continue
+        other = first_group.setdefault(obj, group)
+        a, b = find(group), find(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    group_of = dict(zip(manifest["id"], manifest["group"]))
+    for x, y in together:
+        a, b = find(group_of[x]), find(group_of[y])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [find(g) for g in manifest["group"]]
 
 
 def _hash_split(group: str, ratios: np.ndarray) -> str:
@@ -106,21 +137,26 @@ def _stratify(manifest, members, fixed, free, ratios) -> dict[str, str]:
     return chosen
 
 
-def check(candidate, parent, config) -> list[Finding]:
+def check(candidate, source, config) -> list[Finding]:
+    """Split balance of the candidate. A dataset with train and dev only, or with no splits at all, is valid:
+    evaluation then uses what there is. Findings carry keys and subjects so the gate can tell what the change did."""
     frame = candidate.manifest
     splits = list(frame["split"])
-    if all(s is None for s in splits):
-        return [Finding(CHECK, "warning", "no item has a split: run `curate split` to assign balanced "
-                        "train/dev/test splits", figures={"items": len(frame)})]
+    sizes = Counter(s for s in splits if s is not None)
+    if not sizes:
+        return [Finding(CHECK, "info", "no item has a split (valid; `curate split` assigns balanced, group-aware "
+                        "train/dev/test splits)", figures={"items": len(frame)}, key="splits.none")]
     findings = []
     missing = [i for i, s in zip(frame["id"], splits) if s is None]
     if missing:
         findings.append(Finding(CHECK, "warning", f"{len(missing)} item(s) have no split (run `curate split`)",
-                                items=missing[: config.max_items], figures={"unassigned": len(missing)}))
-    sizes = Counter(s for s in splits if s is not None)
-    for split in SPLITS:
-        if sizes.get(split, 0) == 0:
-            findings.append(Finding(CHECK, "error", f"split {split!r} is empty", figures={"sizes": dict(sizes)}))
+                                items=missing[: config.max_items], figures={"unassigned": len(missing)},
+                                key="splits.unassigned", subjects=frozenset(missing)))
+    absent_splits = [s for s in SPLITS if sizes.get(s, 0) == 0]
+    if absent_splits:
+        findings.append(Finding(CHECK, "info", f"no {' or '.join(absent_splits)} split (valid: evaluation uses "
+                                f"{', '.join(s for s in SPLITS if sizes.get(s))})", figures={"sizes": dict(sizes)},
+                                key="splits.absent"))
     labels = sorted(set(frame["label"]))
     per_split = {s: Counter(l for l, x in zip(frame["label"], splits) if x == s) for s in SPLITS}
     for split in ("dev", "test"):
@@ -128,17 +164,21 @@ def check(candidate, parent, config) -> list[Finding]:
             continue
         absent = [l for l in labels if per_split[split][l] == 0]
         if absent:
-            findings.append(Finding(CHECK, "error", f"label(s) {', '.join(map(repr, absent))} absent from {split}: "
-                                    "they cannot be evaluated", items=absent, figures={"split": split}))
+            findings.append(Finding(CHECK, "error", f"label(s) {', '.join(map(repr, absent[:10]))} absent from "
+                                    f"{split}: they cannot be evaluated", items=absent[: config.max_items],
+                                    figures={"split": split, "labels": len(absent)},
+                                    key=f"splits.label_absent.{split}", subjects=frozenset(absent)))
         thin = [l for l in labels if 0 < per_split[split][l] < config.min_per_label]
         if thin:
             findings.append(Finding(CHECK, "warning", f"{len(thin)} label(s) have fewer than "
-                                    f"{config.min_per_label} items in {split}", items=thin))
+                                    f"{config.min_per_label} items in {split}", items=thin[: config.max_items],
+                                    key=f"splits.thin.{split}", subjects=frozenset(thin)))
     deviation, worst = _prevalence_deviation(frame, splits)
     severity = "warning" if deviation > config.max_prevalence_deviation else "info"
     findings.append(Finding(CHECK, severity, f"largest prevalence deviation from overall: {deviation:.1%} "
                             f"({worst})", figures={"max_deviation": deviation, "worst": worst,
-                                                   "sizes": dict(sizes)}))
+                                                   "sizes": dict(sizes)},
+                            key="splits.prevalence", measure=round(deviation, 9)))
     return findings
 
 

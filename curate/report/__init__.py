@@ -2,14 +2,17 @@
 self-contained page a person reviews: verdict first, counts, findings, evaluation, realism plots, and the media
 itself: players and spectrograms for audio, source | augmented | difference grids for images).
 
-    report = build_report(view, parent, gate, info)      # JSON-safe dict, schema rubbersheet.report v1
-    write_report(folder, report, view, parent)           # report.json, report.md, report.html
+    report = build_report(view, source, gate, info)      # JSON-safe dict, schema rubbersheet.report v1
+    write_report(folder, report, view, source)           # report.json, report.md, report.html
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from curate.checks import GateResult
 
 SCHEMA = "rubbersheet.report"
 SCHEMA_VERSION = 1
@@ -18,10 +21,10 @@ FLAGGED = 12         # flagged items shown with their media
 METRIC_VALUES = 400  # values per metric kept for the realism plots
 
 
-def _flagged_ids(gate: dict[str, Any] | None) -> list[str]:
+def _flagged_ids(findings: list[dict[str, Any]]) -> list[str]:
     ids: list[str] = []
-    for finding in (gate or {}).get("findings", []):
-        if finding["severity"] == "info":
+    for finding in findings:
+        if finding["severity"] == "info" or finding.get("status") == "inherited":
             continue
         for item in finding.get("items", []):
             for key in ("id", "a", "b"):
@@ -32,43 +35,45 @@ def _flagged_ids(gate: dict[str, Any] | None) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def build_report(view, parent, gate: dict[str, Any] | None, info: dict[str, Any]) -> dict[str, Any]:
-    """Everything the HTML and Markdown show, as JSON. `info` is the version.json content (or, for a rejected run,
-    what it would have been)."""
+def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) -> dict[str, Any]:
+    """Everything the HTML and Markdown show, as JSON. `view` is the (staged or committed) version, `source` the
+    version the change was made from (the gate compared with it), `info` its version.json content."""
     from curate import manifest as mf
     from curate.diff import diff_versions
 
     frame = view.manifest
     counts = info.get("counts") or mf.counts(frame)
     diff = None
-    if parent is not None:
-        shim = type("View", (), {"manifest": frame, "info": {"counts": counts, "fingerprint": info.get("fingerprint")},
-                                 "ref": info.get("version") or view.ref})
-        full = diff_versions(parent, shim)
-        diff = {"parent": parent.ref, "added": len(full["added"]), "removed": len(full["removed"]),
+    if source is not None:
+        full = diff_versions(source, view)
+        diff = {"parent": source.ref, "added": len(full["added"]), "removed": len(full["removed"]),
                 "changed": len(full["changed"]), "count_deltas": full["count_deltas"]}
-    known = set(parent.manifest["id"]) if parent is not None else set()
+    known = set(source.manifest["id"]) if source is not None else set()
     new_augmented = frame[(frame["origin"] == "augmented") & ~frame["id"].isin(known)]
     samples = [{"id": r["id"], "source_id": r["source_id"], "label": r["label"], "tags": list(r["tags"]),
                 "media": r["media"], "transform": json.loads(r["transform"]) if r["transform"] else None}
                for r in new_augmented.head(SAMPLES).to_dict("records")]
     targets = list((info.get("source") or {}).get("targets") or {})
-    gate_part = gate or {}
+    gate_part = gate.to_dict() if gate is not None else {}
+    findings = gate_part.get("findings", [])
     verdict = {"passed": gate_part.get("passed", True), "forced": bool((info.get("gate") or {}).get("forced")),
                "counts": gate_part.get("counts", {}), "block_on": gate_part.get("block_on", []),
-               "reasons": [f"{f['check']}: {f['message']}" for f in gate_part.get("findings", [])
-                           if f["severity"] in gate_part.get("block_on", ["error"])]}
+               "reasons": [f"{f['check']}: {f['message']}" for f in findings if f.get("blocking")],
+               "status": gate_part.get("status", [])}
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "dataset": info.get("name") or view.dataset.path.name, "version": info.get("version") or view.name,
         "status": info.get("status", "committed"),
         "lineage": {k: info.get(k) for k in ("parent", "created", "fingerprint", "seed", "command",
                                              "package_version")} | {"recipe": (info.get("recipe") or {}).get("name"),
-                                                                    "recipe_sha256": (info.get("recipe") or {}).get("sha256")},
-        "verdict": verdict, "counts": counts, "diff": diff, "findings": gate_part.get("findings", []),
+                                                                    "recipe_sha256": (info.get("recipe") or {}).get("sha256"),
+                                                                    "source": source.ref if source is not None else None},
+        "verdict": verdict, "counts": counts, "diff": diff, "plan": (info.get("source") or {}).get("plan"),
+        "findings": [f for f in findings if f.get("status") != "inherited"],
+        "known_issues": [f for f in findings if f.get("status") == "inherited"],
         "evaluation": info.get("evaluation"), "targets": targets,
         "realism": _realism_values(view, new_augmented, targets), "samples": samples,
-        "flagged": _flagged_ids(gate)[:FLAGGED], "new_augmented": int(len(new_augmented)),
+        "flagged": _flagged_ids(findings)[:FLAGGED], "new_augmented": int(len(new_augmented)),
     }
 
 

@@ -21,6 +21,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Lineage", "", "| field | value |", "|---|---|"]
     for key in ("parent", "recipe", "seed", "created", "fingerprint", "command", "package_version"):
         lines.append(f"| {key} | {_cell(lineage.get(key) if lineage.get(key) is not None else '-')} |")
+    plan = report.get("plan")
+    if plan and plan.get("previous"):
+        lines += ["", f"This recipe made {plan['previous']} item(s) before with another pipeline, seed or label rule: "
+                      f"{plan['previous_action']}; {plan['new']} new, {plan['existing']} unchanged."]
     lines += ["", "## Counts", ""]
     deltas = (report.get("diff") or {}).get("count_deltas", {})
     for kind in ("label", "tag", "split", "origin"):
@@ -43,4 +47,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Findings", ""]
     for finding in report["findings"]:
         lines.append(f"- **{finding['severity']}** {finding['check']}: {_cell(finding['message'])}")
+    if report.get("known_issues"):
+        lines += ["", "## Known issues of the source (inherited, not caused by this change)", ""]
+        for finding in report["known_issues"]:
+            lines.append(f"- {finding['severity']} {finding['check']}: {_cell(finding['message'])}")
     return "\n".join(lines) + "\n"

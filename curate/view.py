@@ -1,0 +1,70 @@
+"""The one notion of "a manifest plus where its media are" that checks, features, reports and baselines read.
+
+`DatasetView` is a Protocol: a committed `curate.store.Version`, a staged (not yet committed) version and the
+in-memory `MemoryView` below all satisfy it. A `MemoryView` is a candidate: a manifest whose objects are already in
+a dataset's object store (or, for a media folder not imported yet, files located by a function).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Where media objects live: `path` (features are cached under it) and the file of an object."""
+
+    path: Path
+
+    def object_path(self, digest: str, ext: str) -> Path: ...
+
+
+@runtime_checkable
+class DatasetView(Protocol):
+    dataset: ObjectStore
+    name: str
+
+    @property
+    def manifest(self): ...
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+    @property
+    def ref(self) -> str: ...
+
+    def media_path(self, item_id: str) -> Path: ...
+
+
+class FolderObjects:
+    """Objects of a media folder that has not been imported: each digest maps to the file it was hashed from."""
+
+    def __init__(self, path: Path, files: dict[tuple[str, str], Path]):
+        self.path = path
+        self._files = files
+
+    def object_path(self, digest: str, ext: str) -> Path:
+        return self._files[(digest, ext)]
+
+
+class MemoryView:
+    """An uncommitted version: a manifest (normalised here) whose objects `dataset` can locate."""
+
+    def __init__(self, dataset: ObjectStore, manifest, info: dict[str, Any] | None = None, name: str = "candidate",
+                 ref: str | None = None):
+        from curate.manifest import normalise
+
+        self.dataset = dataset
+        self.manifest = normalise(manifest)
+        self.info = dict(info or {})
+        self.name = name
+        self.ref = ref or f"{dataset.path}@{name}"
+        self._rows = {i: (o, e) for i, o, e in zip(self.manifest["id"], self.manifest["object"],
+                                                   self.manifest["ext"])}
+
+    def __repr__(self) -> str:
+        return f"MemoryView({self.ref!r}, items={len(self.manifest)})"
+
+    def media_path(self, item_id: str) -> Path:
+        digest, ext = self._rows[item_id]
+        return self.dataset.object_path(digest, ext)
