@@ -73,12 +73,12 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                       f"-> {row.planned} new item(s)", markup=False)
     if plan.existing:
         console.print(f"{plan.existing} planned item(s) already in the dataset (same pipeline, seed, source, label "
-                      "and tags): kept", markup=False)
+                      "and tags) or rejected by a review: not made again", markup=False)
     if plan.previous:
         action = "kept beside the new ones (previous: keep)" if plan.keep_previous else \
             "replaced (previous: replace)"
-        console.print(f"{len(plan.previous)} item(s) this recipe made before with another pipeline, seed or label "
-                      f"rule: {action}", markup=False)
+        console.print(f"{len(plan.previous)} item(s) this recipe made before that the plan no longer makes (edited "
+                      f"pipeline, seed, labels, budget or sources): {action}", markup=False)
     if result.status == "dry-run":
         console.print(f"dry run: {len(result.plan.tasks)} item(s) would be generated; nothing written")
         return
@@ -88,11 +88,18 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         return
     print_gate(result.gate, console)
     if result.evaluation:
+        from curate.checks.evaluation import describe, display_order
+
         ev = result.evaluation
-        for key in ev["before"]:
-            before, after = ev["before"][key], ev["after"].get(key)
-            console.print(f"evaluation ({ev['model']}, {ev['split']}) {key}: {before:.1%} -> "
-                          f"{after:.1%} (n={ev['n'].get(key)})", markup=False)
+        unit = f"{ev.get('units')} {ev.get('unit')}s" if ev.get("unit") else "items"
+        console.print(f"evaluation ({ev['model']}, {ev['split']}): paired, on the same items; 95 % interval by "
+                      f"bootstrap over {unit}, verdict by McNemar's exact test; worst untargeted tag first",
+                      markup=False)
+        for row in display_order(ev):
+            flag = "  <- significant drop" if row.get("mcnemar_p") is not None and row["mcnemar_p"] < 0.05 and \
+                row["after"] < row["before"] else ""
+            console.print(f"evaluation ({ev['model']}, {ev['split']}) {describe(row, ev['split'])}{flag}",
+                          markup=False)
     if result.status == "rejected":
         console.print(f"nothing written; the gate's findings are in {result.rejected_dir}", markup=False)
         raise typer.Exit(EXIT_FAILED)
@@ -127,8 +134,9 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
         lift, cost = c["lift"], c["cost"]
         mark = "  <- picked" if c["value"] == record["picked"] else ""
         console.print(f"  {c['value']:g}: {c['items']} new item(s), gate {'passed' if c['gate_passed'] else 'FAILED'}, "
-                      f"weak-tag lift {lift['value']:+.1%} [{lift['low']:+.1%}, {lift['high']:+.1%}], clean cost "
-                      f"{cost['value']:+.1%} [{cost['low']:+.1%}, {cost['high']:+.1%}]{mark}", markup=False)
+                      f"weak-tag lift {lift['value']:+.1%} [{lift['low']:+.1%}, {lift['high']:+.1%}], worst "
+                      f"untargeted tag {cost.get('tag') or '-'} {cost['value']:+.1%} [{cost['low']:+.1%}, "
+                      f"{cost['high']:+.1%}]{mark}", markup=False)
     if result.status == "rejected":
         console.print(f"no candidate qualifies; nothing written ({result.rejected_dir})", markup=False)
         raise typer.Exit(EXIT_FAILED)

@@ -3,9 +3,10 @@
     augment run recipe.yaml --sweep budget=0.25,0.5,1.0     # budget values <= 1 are fractions of the recipe's budget
     augment run recipe.yaml --sweep pipeline[0].AddBackgroundNoise.snr_db[1]=5,10,20
 
-For each candidate: weak-tag lift (dev accuracy on the target tags, after - before) and clean cost (the same on
-dev items with none of the targets), each with a 95 % interval (normal approximation for a difference of two
-proportions). `--pick best` (the default) takes the largest lift among candidates that pass the gate and whose
+For each candidate (from its paired evaluation, curate.checks.evaluation): weak-tag lift (the paired difference in
+dev accuracy on the items carrying any target tag, after - before) and clean cost (the paired difference of the
+WORST untargeted tag, each untargeted tag judged on its own, never pooled), each with its 95 % paired-bootstrap
+interval. `--pick best` (the default) takes the largest lift among candidates that pass the gate and whose
 cost is not significantly negative (interval reaching 0 or above); `--pick VALUE` takes that value. Only the chosen
 candidate becomes a version; the sweep (every candidate's figures) is recorded in its version.json. Candidates
 share per-item seeds, so a sweep is reproducible and smaller budgets reuse the larger ones' objects. A candidate
@@ -17,7 +18,6 @@ import copy
 import re
 from typing import Any, Callable
 
-from curate.errors import accuracy_change as difference
 from curate.exceptions import BadInput
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -70,17 +70,30 @@ def set_field(data: dict[str, Any], field: str, value: float) -> dict[str, Any]:
 
 
 def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:
-    """Weak-tag lift (n-weighted over the targets) and clean cost, each with its interval."""
-    n_total = sum(evaluation["n"].get(t, 0) for t in targets if t in evaluation["before"])
-    if n_total:
-        before = sum(evaluation["before"][t] * evaluation["n"][t] for t in targets if t in evaluation["before"]) / n_total
-        after = sum(evaluation["after"][t] * evaluation["n"][t] for t in targets if t in evaluation["after"]) / n_total
-    else:
-        before = after = 0.0
-    rest = "(untargeted)"
-    return {"lift": difference(before, after, n_total),
-            "cost": difference(evaluation["before"].get(rest, 0.0), evaluation["after"].get(rest, 0.0),
-                               evaluation["n"].get(rest, 0))}
+    """From a stored (paired) evaluation: weak-tag lift over the targets and clean cost = the worst untargeted
+    tag's paired difference, each {value, low, high, p, tag, n}; no untargeted tag: a cost of 0 naming no tag."""
+    from curate.checks.evaluation import rows
+
+    def figure(row: dict[str, Any] | None) -> dict[str, Any]:
+        if not row:
+            return {"value": 0.0, "low": 0.0, "high": 0.0, "p": None, "tag": None, "n": 0}
+        value = row["difference"] if row["difference"] is not None else 0.0
+        return {"value": value, "low": row["low"] if row["low"] is not None else value,
+                "high": row["high"] if row["high"] is not None else value, "p": row.get("mcnemar_p"),
+                "tag": row["tag"], "n": row["n"]}
+
+    table = rows(evaluation)
+    lift = evaluation.get("lift")
+    if lift is None:  # fall back to the targeted tags' rows, n-weighted (no interval then)
+        aimed = [r for r in table if r["tag"] in targets and r["difference"] is not None]
+        n = sum(r["n"] for r in aimed)
+        lift = {"tag": "+".join(targets), "n": n, "low": None, "high": None, "mcnemar_p": None,
+                "difference": sum(r["difference"] * r["n"] for r in aimed) / n if n else 0.0} if n else None
+    untargeted = [r for r in table if r["tag"] != "all" and r["tag"] not in targets and not r.get("targeted")
+                  and r["difference"] is not None]
+    worst = min(untargeted, key=lambda r: (r["difference"], r["high"] if r["high"] is not None else 0.0,
+                                           r["tag"]), default=None)
+    return {"lift": figure(lift), "cost": figure(worst)}
 
 
 def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
@@ -91,6 +104,7 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
     from augment.run import RunResult, build, materialise, open_source
     from augment.run.commit import write
     from augment.run.execute import LocalExecutor
+    from augment.run.gate import gate_config
     from augment.run.plan import make_plan
 
     field, values = parse_sweep(sweep)
@@ -105,18 +119,20 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
         if chosen_value not in values:
             raise BadInput(f"--pick: {pick} is not one of the swept values {values}")
     source = open_source(loaded[0].recipe, output)
-    plans = [make_plan(recipe, source.view) for recipe in loaded]
+    gate_config(loaded[0])  # a bad curation setting is refused before anything is made
+    plans = [make_plan(recipe, source.start) for recipe in loaded]
     if all(plan.up_to_date for plan in plans):  # every candidate adds nothing: build nothing, write nothing
         if source.folder is None:
             source.view.dataset.try_recover()
         return RunResult("up-to-date", plans[0], version=source.view), {"field": field, "values": values,
                                                                          "pick": pick, "candidates": [], "picked": None}
-    dataset, view = materialise(source)
+    dataset, source = materialise(source)
+    view = source.view
     executor = executor or LocalExecutor()
     candidates, builds = [], []
     with dataset.lock():
         for value, recipe, plan in zip(values, loaded, plans):
-            candidate, gate, evaluation = build(recipe, plan, dataset, view, executor, progress)
+            candidate, gate, evaluation = build(recipe, plan, dataset, source, executor, progress)
             numbers = figures(evaluation, list(recipe.budgets))
             eligible = gate.passed and numbers["cost"]["high"] >= 0 and not plan.up_to_date
             candidates.append({"value": value, "items": len(plan.tasks), "gate_passed": gate.passed,

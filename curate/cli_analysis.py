@@ -21,6 +21,9 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
              out: Optional[Path] = typer.Option(None, "--out", help="Predictions CSV (default: "
                                                 "baseline-<dataset>-<version>.csv here)."),
              seed: int = typer.Option(0, "--seed", help="Seed for folds and the model."),
+             features: str = typer.Option("auto", "--features", help="auto (chosen by group-aware CV) or a feature "
+                                          "set: audio logmel_stats, embedding; image pixels, gradients, embedding; "
+                                          "'+' joins several."),
              mlflow: bool = typer.Option(False, "--mlflow", help="Log the baseline as an MLflow run (extra mlflow)."),
              mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
     """Quick out-of-sample baseline from cheap features; writes predictions for `curate errors`."""
@@ -28,13 +31,18 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
     from curate.store import load_ref
 
     version = load_ref(ref)
-    predictions = run_baseline(version, model=model, seed=seed, progress=progress)
+    predictions = run_baseline(version, model=model, seed=seed, progress=progress, features=features)
     target = out or Path(f"baseline-{version.dataset.name}-{version.name}.csv")
     predictions.to_csv(target, index=False)
     figures = summary(predictions)
+    for name, cv in figures["selection"].items():
+        mark = "  <- chosen" if name == figures["features"] and len(figures["selection"]) > 1 else ""
+        print(f"features {name}: cross-validated accuracy {_pct(cv['accuracy'])} (95% {_pct(cv['low'])}-"
+              f"{_pct(cv['high'])}, n={cv['n']}, {cv['folds']} group folds){mark}")
     splits = ", ".join(f"{k} {_pct(v)}" for k, v in figures["per_split"].items())
-    print(f"{version.ref}: {model} baseline ({figures['scheme']}): accuracy {_pct(figures['accuracy'])} on "
-          f"{figures['n']} out-of-sample items ({splits}); predictions written to {target}")
+    print(f"{version.ref}: {model} baseline on {figures['features']} features ({figures['scheme']}): accuracy "
+          f"{_pct(figures['accuracy'])} on {figures['n']} out-of-sample items ({splits}); predictions written to "
+          f"{target}")
     if mlflow:
         from curate.tracking import log_baseline
 

@@ -33,12 +33,18 @@ def print_gate(result, console) -> None:
 
 
 def _source_of(version):
-    """The version a version was made from: the recipe's source when it names one in this dataset, else the
-    lineage parent."""
-    source = (version.info.get("source") or {})
-    name = source.get("version") if str(source.get("dataset", "")).startswith(f"{version.dataset.path}@") else None
-    name = name or version.info.get("parent")
-    return version.dataset.load(name) if name and name in version.dataset.versions() else None
+    """The version a version was made from: the recipe's source when it still resolves, else the lineage parent."""
+    from curate.exceptions import BadInput
+    from curate.store import load_ref
+
+    ref = (version.info.get("source") or {}).get("dataset")
+    if ref:
+        try:
+            return load_ref(ref)
+        except BadInput:
+            pass
+    parent = version.info.get("parent")
+    return version.dataset.load(parent) if parent and parent in version.dataset.versions() else None
 
 
 @app.command()

@@ -51,10 +51,12 @@ def apply(ref: str = typer.Argument(..., help="The version the review was made o
     from curate.cli_checks import print_gate
     from curate.console import EXIT_FAILED
     from curate.review import apply_review, read_review
-    from curate.store import load_ref, open_dataset
+    from curate.store import load_ref, open_dataset, refuse_inside_dataset
 
     data, sha256 = read_review(review)
     version = load_ref(ref)
+    if to:
+        refuse_inside_dataset(to, "--to", dataset_itself=True)
     target = open_dataset(to, create=True) if to else None
     outcome, changes = apply_review(version, data, sha256, target, allow_new_labels, str(review), onto_latest, force)
     console = make_console()

@@ -199,15 +199,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def accuracy_change(before: float, after: float, n: int) -> dict[str, float]:
-    """after - before on the same n items, with a 95 % normal-approximation interval."""
-    if not n:
-        return {"value": 0.0, "low": 0.0, "high": 0.0}
-    se = math.sqrt(max(before * (1 - before), 1e-12) / n + max(after * (1 - after), 1e-12) / n)
-    delta = after - before
-    return {"value": delta, "low": delta - 1.96 * se, "high": delta + 1.96 * se}
-
-
 def audit(frame, columns: list[str], min_size: int = 10) -> dict[str, Any]:
     """Accuracy per slice of `columns` (every combination of their values; list-valued cells such as tags count
     the item in each value), with Wilson 95 % intervals. A slice is flagged when it has at least `min_size` items

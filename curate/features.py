@@ -303,3 +303,100 @@ def metrics(version, ids: Sequence[str] | None = None, progress=None):
 
     values = _cached(version, f"metrics-v{METRICS_VERSION}", compute, ids, progress)
     return pd.DataFrame.from_dict(values, orient="index")
+
+
+# -- baseline features (curate.baseline chooses among these; the embeddings above stay as they are) ---------------
+BASELINE_VERSION = 1
+BASELINE_BANDS = 40
+PIXEL_SIDE = 16
+# the basic feature kinds per media kind; a feature set is one of them or several joined by "+"
+BASELINE_FEATURES = {"audio": ("logmel_stats", "embedding"), "image": ("pixels", "gradients", "embedding")}
+# the small documented set the baseline chooses from by group-aware cross-validation ("auto")
+BASELINE_CANDIDATES = {"audio": ("logmel_stats", "embedding", "logmel_stats+embedding"),
+                       "image": ("pixels", "gradients", "pixels+gradients")}
+
+
+def audio_logmel_stats(path: Path) -> np.ndarray:
+    """Log-mel statistics that keep speaker and channel identity: the voiced part (as for the embedding), a
+    40-band log-mel spectrogram at 16 kHz WITHOUT per-band mean removal; per band its mean, standard deviation and
+    the standard deviation of its frame-to-frame difference (delta): 120 numbers."""
+    audio = _mono_16k(path)
+    start, end = F.trim_bounds(audio, FEATURE_RATE, top_db=35)
+    voiced = audio[start:end] if end - start >= 1600 else audio
+    if len(voiced) < 512:
+        voiced = np.pad(voiced, (0, 512 - len(voiced)))
+    logmel = _log_mel(voiced, bands=BASELINE_BANDS)
+    delta = np.diff(logmel, axis=1) if logmel.shape[1] > 1 else np.zeros_like(logmel)
+    return np.concatenate([logmel.mean(axis=1), logmel.std(axis=1), delta.std(axis=1)]).astype(np.float32)
+
+
+def image_pixels(path: Path) -> np.ndarray:
+    """Raw downsampled pixels: the RGB image area-averaged to 16x16, scaled to [0, 1]: 768 numbers."""
+    from PIL import Image
+
+    rgb = Image.fromarray(_image(path))
+    return (np.asarray(rgb.resize((PIXEL_SIDE, PIXEL_SIDE), Image.Resampling.BOX), dtype=np.float32)
+            .reshape(-1) / 255.0)
+
+
+def image_gradients(path: Path) -> np.ndarray:
+    """A gradient histogram: the 64x64 grayscale image in 4x4 cells, 8 unsigned orientations per cell weighted by
+    gradient magnitude, each cell's histogram L2-normalised (so contrast matters less): 128 numbers."""
+    from PIL import Image
+
+    gray = np.asarray(Image.fromarray(_image(path)).convert("L").resize((64, 64), Image.Resampling.BILINEAR),
+                      dtype=np.float32) / 255.0
+    gy, gx = np.gradient(gray)
+    magnitude = np.hypot(gx, gy)
+    orientation = ((np.arctan2(gy, gx) % np.pi) / np.pi * 8).astype(int) % 8
+    cells = np.arange(64) // 16
+    index = ((cells[:, None] * 4 + cells[None, :]) * 8 + orientation).ravel()
+    hist = np.bincount(index, weights=magnitude.ravel(), minlength=128).reshape(16, 8)
+    hist /= np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6)
+    return hist.reshape(-1).astype(np.float32)
+
+
+_BASELINE_COMPUTE = {"logmel_stats": audio_logmel_stats, "pixels": image_pixels, "gradients": image_gradients}
+
+
+def media_kind(version, ids: Sequence[str] | None = None) -> str:
+    """The one media kind of a version's items (or `ids`); BadInput when they mix kinds."""
+    media = set(version.manifest["media"] if ids is None else version.manifest.set_index("id").loc[list(ids)]["media"])
+    if len(media) > 1:
+        from curate.exceptions import BadInput
+
+        raise BadInput(f"{version.ref}: features need one media kind, found {', '.join(sorted(media))}")
+    return media.pop() if media else "audio"
+
+
+def baseline_features(version, name: str, ids: Sequence[str] | None = None,
+                      progress=None) -> tuple[list[str], np.ndarray]:
+    """(ids, matrix) of a baseline feature set (see BASELINE_FEATURES; parts joined by '+' are concatenated),
+    cached per object like the embeddings."""
+    from curate.exceptions import BadInput
+
+    kind = media_kind(version, ids)
+    parts = [p.strip() for p in name.split("+") if p.strip()]
+    allowed = BASELINE_FEATURES.get(kind, ())
+    unknown = [p for p in parts if p not in allowed]
+    if not parts or unknown:
+        raise BadInput(f"features: {name!r} is not a feature set for {kind} (use 'auto' or a '+'-joined choice of "
+                       f"{', '.join(allowed)})")
+    order: list[str] | None = None
+    blocks = []
+    for part in parts:
+        if part == "embedding":
+            got, matrix = embeddings(version, ids, progress)
+        else:
+            compute = _BASELINE_COMPUTE[part]
+            values = _cached(version, f"baseline-{part}-v{BASELINE_VERSION}", lambda m, p, c=compute: c(p), ids,
+                             progress)
+            got = list(values)
+            matrix = np.stack([values[i] for i in got]) if got else np.zeros((0, 0), np.float32)
+        if order is None:
+            order = got
+        elif got != order:
+            position = {i: k for k, i in enumerate(got)}
+            matrix = matrix[[position[i] for i in order]]
+        blocks.append(np.asarray(matrix, np.float32))
+    return order or [], np.hstack(blocks) if order else np.zeros((0, 0), np.float32)

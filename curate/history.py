@@ -1,9 +1,11 @@
 """The lineage of a dataset's versions: what each one changed, how it was made, whether it passed, and what it did
-to accuracy (with 95 % Wilson intervals), so no experiment is repeated blindly."""
+to accuracy (per tag: accuracy before/after with 95 % Wilson intervals, and the paired difference with its
+bootstrap interval and McNemar p, see curate.checks.evaluation), so no experiment is repeated blindly."""
 from __future__ import annotations
 
 from typing import Any
 
+from curate.checks.evaluation import display_order
 from curate.errors import wilson_interval
 
 
@@ -23,12 +25,14 @@ def history(dataset) -> list[dict[str, Any]]:
         evaluation = info.get("evaluation")
         per_tag = None
         if evaluation:
+            # every tag on its own (paired difference, its bootstrap interval, McNemar p), worst untargeted first
             per_tag = {}
-            for tag, before in evaluation["before"].items():
-                n = evaluation["n"].get(tag, 0)
-                after = evaluation["after"].get(tag)
-                per_tag[tag] = {"before": before, "after": after, "n": n, "before_ci": interval(before, n),
-                                "after_ci": interval(after, n) if after is not None else None}
+            for row in display_order(evaluation):
+                n, before, after = row["n"], row["before"], row["after"]
+                per_tag[row["tag"]] = {"before": before, "after": after, "n": n, "before_ci": interval(before, n),
+                                       "after_ci": interval(after, n) if after is not None else None,
+                                       "difference": row["difference"], "low": row["low"], "high": row["high"],
+                                       "mcnemar_p": row["mcnemar_p"], "targeted": row["targeted"]}
         rows.append({
             "version": name, "parent": info.get("parent"), "created": info.get("created"),
             "recipe": (info.get("recipe") or {}).get("name"), "seed": info.get("seed"),

@@ -37,6 +37,11 @@ def unchanged(dataset, manifest) -> Any:
     return version if mf.fingerprint(mf.normalise(manifest)) == version.info.get("fingerprint") else None
 
 
+def _in(dataset, view) -> bool:
+    return view is not None and Path(view.dataset.path).resolve() == Path(dataset.path).resolve() and \
+        view.name in dataset.versions()
+
+
 def publish(dataset, manifest, *, source, gate: GateResult | None, info: Mapping[str, Any], label: str,
             media: Mapping[str, Any] | None = None, force: bool = False, reports: bool = True,
             evidence: Mapping[str, bytes] | None = None) -> Outcome:
@@ -49,6 +54,8 @@ def publish(dataset, manifest, *, source, gate: GateResult | None, info: Mapping
             return Outcome("unchanged", gate, version=same)
         passed = gate is None or gate.passed
         record = {**info, "gate": gate.summary(forced=not passed and force) if gate is not None else None}
+        if _in(dataset, source):  # made from a version of this dataset: it must be the latest (stage refuses)
+            record["parent"] = source.name
         staged = dataset.stage(manifest, media, record, rejected=not passed and not force)
         try:
             files: dict[str, bytes] = {}

@@ -121,15 +121,21 @@ def apply_review(version, review: dict[str, Any], sha256: str, target=None, allo
     from curate.view import MemoryView
 
     base = base_version(version, target, onto_latest, source)
+    if base is not version:  # the review must still be of the version it names, wherever it is applied
+        plan(version, review, allow_new_labels, source)
     changes = plan(base, review, allow_new_labels, source, check_fingerprint=base is version)
     frame = reviewed_manifest(base, review, sha256, changes)
     dataset = target or base.dataset
-    if dataset.path.resolve() != base.dataset.path.resolve():
-        for digest, ext in zip(frame["object"], frame["ext"]):
-            dataset.put_object(base.dataset.object_path(digest, ext), ext)
-    gate = run_gate(MemoryView(dataset, frame), base)
-    info = {"source": {"kind": "review", "review_sha256": sha256, "reviewed_version": version.ref,
+    with dataset.lock():
+        dataset.bring_objects(base)
+        gate = run_gate(MemoryView(dataset, frame), base)
+        return publish(dataset, frame, source=base, gate=gate, info=_record(version, base, sha256, changes),
+                       label="review", force=force), changes
+
+
+def _record(version, base, sha256: str, changes: dict[str, Any]) -> dict[str, Any]:
+    return {"source": {"kind": "review", "review_sha256": sha256, "reviewed_version": version.ref,
                        "applied_to": base.ref, "counts": changes["counts"],
                        "rejected_real": len(changes["reject_real"]),
-                       "rejected_augmented": len(changes["reject_augmented"]), "relabelled": len(changes["relabel"])}}
-    return publish(dataset, frame, source=base, gate=gate, info=info, label="review", force=force), changes
+                       "rejected_augmented": len(changes["reject_augmented"]), "relabelled": len(changes["relabel"]),
+                       "rejected_ids": changes["reject_augmented"] + changes["reject_real"]}}

@@ -128,10 +128,14 @@ class Dataset:
 
     def versions(self) -> list[str]:
         """Committed versions, oldest first (temporary directories of unfinished commits are never listed)."""
+        return [name for name in self.version_dirs() if (self.path / "versions" / name / "version.json").is_file()]
+
+    def version_dirs(self) -> list[str]:
+        """Every vNNNN directory, complete or not, oldest first (numbers are never reused)."""
         found = []
         for entry in (self.path / "versions").iterdir() if (self.path / "versions").is_dir() else []:
             match = _VERSION_DIR.match(entry.name)
-            if match and entry.is_dir() and (entry / "version.json").is_file():
+            if match and entry.is_dir():
                 found.append((int(match.group(1)), entry.name))
         return [name for _, name in sorted(found)]
 
@@ -142,16 +146,32 @@ class Dataset:
 
     def recover(self) -> None:
         """What a writer does first, under the lock: remove what a dead writer left (temporary version directories,
-        object and LATEST temporaries) and rewrite LATEST when it does not name the newest version."""
+        object and LATEST temporaries) and bring LATEST up to the newest version when it shows the state an
+        interrupted commit leaves (missing, or naming the previous version with that version's digest). Any other
+        mismatch is not a crash: it is refused, so that no commit chains onto an edited version."""
         self.sweep_temporaries()
-        latest = self.latest()
-        if latest is None:
+        names = self.versions()
+        if not names:
             return
-        record = sha256_bytes((self.path / "versions" / latest / "version.json").read_bytes())
+        latest = names[-1]
+        record = self._record_digest(latest)
         marker = self.path / "LATEST"
         current = marker.read_text(encoding="utf-8").split() if marker.is_file() else []
-        if current[:1] != [latest] or (len(current) > 1 and current[1] != record):
-            atomic_write(marker, f"{latest} {record}\n".encode())
+        if current == [latest, record] or current == [latest]:
+            if len(current) == 1:  # written by an older rubbersheet: add the digest
+                atomic_write(marker, f"{latest} {record}\n".encode())
+            return
+        interrupted = not current or (len(current) == 2 and current[0] in names[:-1] and
+                                      current[1] == self._record_digest(current[0]))
+        if not interrupted:
+            raise BadInput(f"{marker}: says {' '.join(current) or 'nothing'}, but the newest version is {latest} "
+                           f"(sha256 {record[:12]}...): not what an interrupted commit leaves. Run `curate verify "
+                           f"{self.path}`; once the versions are as they should be, delete {marker} and the next "
+                           "writer rewrites it")
+        atomic_write(marker, f"{latest} {record}\n".encode())
+
+    def _record_digest(self, name: str) -> str:
+        return sha256_bytes((self.path / "versions" / name / "version.json").read_bytes())
 
     def load(self, ref: str = "latest") -> "Version":
         name = self.latest() if ref == "latest" else ref
@@ -168,6 +188,16 @@ class Dataset:
 
     def object_path(self, digest: str, ext: str) -> Path:
         return self.path / "objects" / digest[:2] / f"{digest}.{ext}"
+
+    def bring_objects(self, view) -> int:
+        """Copy into this store the objects of `view` (a version of another dataset) that it lacks; returns how
+        many were copied. Call it under the lock, so `curate gc` cannot remove them before the commit."""
+        copied = 0
+        for digest, ext in set(zip(view.manifest["object"], view.manifest["ext"])):
+            if not self.object_path(digest, ext).is_file():
+                put_object(self.path, view.dataset.object_path(digest, ext), ext)
+                copied += 1
+        return copied
 
     def put_object(self, content: bytes | os.PathLike, ext: str) -> str:
         """Store media by content hash (idempotent; never rewrites an existing object); return the hash."""
@@ -237,8 +267,8 @@ class Dataset:
 
     def stage(self, manifest, media: Mapping[str, bytes | os.PathLike] | None = None,
               info: Mapping[str, Any] | None = None, *, rejected: bool = False) -> "StagedVersion":
-        """First phase of a commit: store the media of new items, write the manifest and version.json into a
-        temporary directory, under the writer lock (held until the staged version is committed, rejected or
+        """First phase of a commit: store the media of new items and write the manifest into a temporary
+        directory (version.json follows at commit), under the writer lock (held until the staged version is committed, rejected or
         discarded). Reports are rendered from the staged version and added with `add_files`.
 
         `media` maps item id -> file bytes or a path; items not in it must reference an object already stored.
@@ -257,6 +287,7 @@ class Dataset:
         if missing:
             raise BadInput(f"commit: media given for id {missing[0]!r}, which is not in the manifest")
         self.acquire()
+        staged = False
         try:
             latest = self.latest()
             parent = info.pop("parent", "latest")
@@ -269,13 +300,15 @@ class Dataset:
                 raise BadInput(f"commit: {self.path}@{parent} is not the latest version (newer: {', '.join(newer)}); "
                                "a version made from it would drop what they added")
             frame = self._store_media(frame, media)
-            existing = self.versions()
+            existing = self.version_dirs()
             number = int(existing[-1][1:]) + 1 if existing else 1
             name = f"rejected-{utc_stamp()}" if rejected else version_name(number)
-            return StagedVersion(self, name, parent, frame, info)
-        except BaseException:
-            self.release()
-            raise
+            version = StagedVersion(self, name, parent, frame, info)
+            staged = True
+            return version
+        finally:
+            if not staged:
+                self.release()
 
     def _store_media(self, frame, media: Mapping[str, bytes | os.PathLike]):
         objects = list(frame["object"])
@@ -346,9 +379,10 @@ def inside_dataset(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def refuse_inside_dataset(path: str | os.PathLike, what: str) -> None:
+def refuse_inside_dataset(path: str | os.PathLike, what: str, dataset_itself: bool = False) -> None:
+    """Refuse a target inside a dataset directory (`dataset_itself`: the dataset's own directory is fine)."""
     dataset = inside_dataset(path)
-    if dataset is not None:
+    if dataset is not None and not (dataset_itself and dataset == Path(path).resolve()):
         raise BadInput(f"{what}: {path} is inside the dataset {dataset}; only the store writes there (choose a "
                        "folder outside it)")
 

@@ -56,10 +56,15 @@ def log_version(version, uri: str = DEFAULT_URI) -> str:
     metrics: dict[str, float] = {}
     for key, value in ((info.get("gate") or {}).get("counts") or {}).items():
         metrics[f"gate.{key}"] = float(value)
-    evaluation = info.get("evaluation") or {}
-    for phase in ("before", "after"):
-        for tag, accuracy in (evaluation.get(phase) or {}).items():
-            metrics[_metric_name(f"accuracy.{phase}.{tag}")] = float(accuracy)
+    from curate.checks.evaluation import rows as evaluation_rows
+
+    for row in evaluation_rows(info.get("evaluation")):  # per tag: accuracy before/after, paired difference
+        for name in ("before", "after", "difference", "low", "high", "mcnemar_p"):
+            if row.get(name) is not None:
+                prefix = "accuracy" if name in ("before", "after") else "difference"
+                suffix = {"difference": "", "low": ".low", "high": ".high", "mcnemar_p": ".mcnemar_p"}.get(name, "")
+                label = f"{prefix}.{name}.{row['tag']}" if prefix == "accuracy" else f"{prefix}.{row['tag']}{suffix}"
+                metrics[_metric_name(label)] = float(row[name])
     with mlflow.start_run(run_name=f"{info.get('name')}@{info.get('version')}") as run:
         mlflow.log_params({k: ("" if v is None else str(v))[:500] for k, v in params.items()})
         if metrics:
@@ -81,8 +86,10 @@ def log_baseline(version, predictions_path: Path, figures: dict[str, Any], model
     with mlflow.start_run(run_name=f"baseline {version.ref}") as run:
         mlflow.log_params({"dataset": version.info.get("name"), "version": version.name,
                            "fingerprint": version.info.get("fingerprint"), "model": model, "seed": seed,
-                           "scheme": figures.get("scheme")})
+                           "scheme": figures.get("scheme"), "features": figures.get("features")})
+        cv = (figures.get("selection") or {}).get(figures.get("features")) or {}
         mlflow.log_metrics({"accuracy": figures["accuracy"],
-                            **{_metric_name(f"accuracy.{k}"): v for k, v in figures["per_split"].items()}})
+                            **{_metric_name(f"accuracy.{k}"): v for k, v in figures["per_split"].items()},
+                            **({"cv_accuracy": cv["accuracy"]} if cv else {})})
         mlflow.log_artifact(str(predictions_path))
     return run.info.run_id

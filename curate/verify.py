@@ -42,16 +42,25 @@ def verify(dataset: "Dataset", quick: bool = False) -> tuple[list[Problem], dict
     problems: list[Problem] = []
     referenced: dict[Path, str] = {}
     names = dataset.versions()
+    for name in sorted(set(dataset.version_dirs()) - set(names)):
+        problems.append(Problem(str(dataset.path / "versions" / name), "version directory without version.json"))
     digests: dict[str, str] = {}
+    readable = []
     for name in names:
         version = dataset.load(name)
         raw = (version.path / "version.json").read_bytes()
         digests[name] = sha256_bytes(raw)
+        try:
+            version.info
+        except BadInput as exc:
+            problems.append(Problem(str(version.path / "version.json"), f"unreadable ({exc})"))
+            continue
+        readable.append(name)
         frame = _check_version(version, problems)
         if frame is not None:
             for digest, ext in zip(frame["object"], frame["ext"]):
                 referenced[dataset.object_path(digest, ext)] = digest
-    for name in names:
+    for name in readable:
         _check_chain(dataset, name, digests, problems)
     if not quick:
         for path, digest in sorted(referenced.items()):

@@ -80,7 +80,8 @@ class StagedVersion:
                 self.info["status"] = "rejected"
             self._rows = {i: (o, e) for i, o, e in zip(frame["id"], frame["object"], frame["ext"])}
         except BaseException:
-            self.discard()
+            shutil.rmtree(self.path, ignore_errors=True)  # the lock stays with Dataset.stage, which releases it
+            self._open = False
             raise
 
     @property
@@ -124,15 +125,19 @@ class StagedVersion:
             fsync_dir(self.path)
             crash_point("commit.record")
             os.rename(self.path, target)
+        except BaseException:
+            self.discard()
+            raise
+        try:  # committed: from here a failure only leaves LATEST stale, which the next writer repairs
             fsync_dir(target.parent)
             crash_point("commit.rename")
             atomic_write(self.dataset.path / "LATEST", f"{self.name} {sha256_bytes(record)}\n".encode(),
                          step="commit.ref")
             crash_point("commit.done")
-        except BaseException:
-            self.discard()
-            raise
-        self._close()
+        except OSError:
+            pass
+        finally:
+            self._close()
         return Version(self.dataset, target)
 
     def reject(self, label: str) -> Path:

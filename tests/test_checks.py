@@ -271,15 +271,20 @@ def test_full_gate_result_shape(speech_dataset):
 def test_a_significant_accuracy_drop_is_a_finding():
     from curate.checks import GateResult, evaluation
 
-    figures = {"split": "dev", "before": {"car_noise": 0.9, "(untargeted)": 0.8, "(all)": 0.82},
-               "after": {"car_noise": 0.5, "(untargeted)": 0.78, "(all)": 0.7},
-               "n": {"car_noise": 50, "(untargeted)": 100, "(all)": 150}}
+    # car_noise (targeted): 45/50 right before, 25/50 after (20 broken, 0 fixed); clean: 80/100 -> 78/100 (2 broken)
+    before = [i < 45 for i in range(50)] + [i < 80 for i in range(100)]
+    after = [i < 25 for i in range(50)] + [i < 78 for i in range(100)]
+    tags = [["car_noise"]] * 50 + [["clean"]] * 100
+    figures = evaluation.compare(before, after, tags, [f"g{i % 25}" for i in range(150)], ["car_noise"],
+                                 split="dev", seed=1)
     findings = evaluation.check(figures, ["car_noise"], section("evaluation"))
     worse = [f for f in findings if f.severity == "warning"]
-    assert [f.figures["tag"] for f in worse] == ["car_noise", "(all)"]
+    assert [f.figures["tag"] for f in worse] == ["car_noise", "all"]
     assert "90.0% -> 50.0%" in worse[0].message and worse[0].figures["high"] < 0
-    strict = evaluation.check(figures, ["car_noise"], section("evaluation", drop_severity="error"))
+    assert worse[0].figures["mcnemar_p"] < 0.05 and worse[0].relative
+    strict = evaluation.check(figures.to_dict(), ["car_noise"], section("evaluation", drop_severity="error"))
     gate = GateResult(()).add(strict, "evaluation")
     assert gate.passed is False and gate.counts["error"] == 2
-    flat = {"split": "dev", "before": {"car_noise": 0.5}, "after": {"car_noise": 0.55}, "n": {"car_noise": 10}}
+    flat = evaluation.compare([i < 5 for i in range(10)], [i < 5 or i == 7 for i in range(10)], [["car_noise"]] * 10,
+                              [f"g{i}" for i in range(10)], ["car_noise"])
     assert [f.severity for f in evaluation.check(flat, ["car_noise"], section("evaluation"))] == ["info"]

@@ -83,7 +83,7 @@ def test_augment_run_crash_at_each_step(step, tmp_path):
     assert_recovered(ds)
 
 
-@pytest.mark.parametrize("step", ["stage.manifest", "commit.record", "commit.rename", "commit.ref"])
+@pytest.mark.parametrize("step", STEPS)
 def test_import_crash_at_each_step(step, tmp_path):
     from curate.cli import main
 
@@ -116,7 +116,7 @@ def test_a_first_use_import_that_died_is_redone_by_the_recipe(tmp_path):
     assert_recovered(out)
 
 
-@pytest.mark.parametrize("step", ["stage.files", "commit.rename", "commit.done"])
+@pytest.mark.parametrize("step", ["stage.files", "commit.record", "commit.rename", "commit.done"])
 def test_review_apply_and_split_crash(step, tmp_path):
     from curate.cli import main
 

@@ -39,7 +39,11 @@ def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_c
         assert sweep["field"] == "budget" and [c["value"] for c in sweep["candidates"]] == [0.5, 1.0]
         assert [c["items"] for c in sweep["candidates"]] == [10, 20]
         for c in sweep["candidates"]:
-            assert set(c["lift"]) == {"value", "low", "high"} and c["evaluation"]["split"] == "dev"
+            assert {"value", "low", "high", "p", "tag", "n"} <= set(c["lift"]) and c["evaluation"]["split"] == "dev"
+            # clean cost is the worst untargeted tag's own paired difference, never a pool
+            untargeted = [r for r in c["evaluation"]["tags"] if not r["targeted"] and r["tag"] != "all"]
+            assert c["cost"]["tag"] == min(untargeted, key=lambda r: r["difference"])["tag"]
+            assert c["cost"]["value"] == min(r["difference"] for r in untargeted)
         picked = next(c for c in sweep["candidates"] if c["value"] == sweep["picked"])
         assert info["counts"]["origin"]["augmented"] == picked["items"]
         prints.append((sweep["picked"], info["fingerprint"]))

@@ -198,10 +198,16 @@ def test_weak_tags_recipe_records_evaluation_before_and_after(tmp_path, augment_
     chosen = [t["tag"] for t in json.loads((tmp_path / "errors.json").read_text())["tags"][:2]]
     assert list(info["source"]["targets"]) == chosen and sum(info["source"]["targets"].values()) == 80
     evaluation = info["evaluation"]
-    assert evaluation["split"] == "dev" and set(chosen) <= set(evaluation["before"]) and set(chosen) <= set(
-        evaluation["after"])
-    assert all(0 <= evaluation[k][t] <= 1 for k in ("before", "after") for t in chosen)
-    assert "evaluation (logreg, dev)" in out
+    rows = {r["tag"]: r for r in evaluation["tags"]}
+    dev = curate.open(ds).load("v0001").manifest
+    dev_tags = {t for tags in dev[dev["split"] == "dev"]["tags"] for t in tags}
+    assert evaluation["split"] == "dev" and set(rows) == dev_tags | {"all"}  # every dev tag on its own, no pool
+    assert all(rows[t]["targeted"] for t in chosen) and not any(rows[t]["targeted"] for t in dev_tags - set(chosen))
+    for r in rows.values():
+        assert 0 <= r["before"] <= 1 and 0 <= r["after"] <= 1 and 0 <= r["mcnemar_p"] <= 1
+        assert r["low"] <= r["difference"] <= r["high"] and r["difference"] == pytest.approx(r["after"] - r["before"])
+    assert rows["all"]["n"] == 50 and evaluation["details"]["features"]
+    assert "evaluation (logreg, dev)" in out and "McNemar" in out
 
 
 def corrupt_a_source(dataset, index: int = 0) -> str:

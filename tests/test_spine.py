@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 
 import curate
@@ -113,7 +114,7 @@ def test_an_edited_pipeline_makes_new_items_and_replaces_the_old(speech_copy, tm
     recipe.write_text(recipe.read_text().replace("snr_db: [0, 10]", "snr_db: [30, 40]"))
     code, out, err = augment_cli("run", recipe)
     assert code == 0, err
-    assert "6 item(s) this recipe made before with another pipeline, seed or label rule: replaced" in out
+    assert "6 item(s) this recipe made before that the plan no longer makes (edited pipeline, seed, labels, budget or sources): replaced" in out
     second = curate.open(speech_copy).load()
     old = set(first.manifest["id"][first.manifest["origin"] == "augmented"])
     new = set(second.manifest["id"][second.manifest["origin"] == "augmented"])
@@ -197,3 +198,45 @@ def test_per_item_generators_draw_pairwise_different_values(speech_dataset, tmp_
     firsts = [np.random.default_rng(np.random.SeedSequence(list(t.entropy))).random() for t in plan.tasks]
     assert len(plan.tasks) == 60 and len(set(firsts)) == 60
     assert len({t.item_id for t in plan.tasks}) == 60
+
+
+def test_a_writer_never_commits_a_change_made_from_an_older_version(speech_copy):
+    from curate.exceptions import BadInput
+    from curate.publish import publish
+
+    dataset = curate.open(speech_copy)
+    old = dataset.load()
+    trimmed = old.manifest.iloc[:-5]
+    assert dataset.commit(trimmed).name == "v0002"  # another writer got in first
+    with pytest.raises(BadInput, match=r"v0001 is not the latest version \(newer: v0002\)"):
+        publish(dataset, old.manifest.iloc[:-1], source=old, gate=None, info={}, label="late", reports=False)
+    assert dataset.versions() == ["v0001", "v0002"] and not (speech_copy / ".lock").exists()
+
+
+def test_a_review_rejection_is_not_undone_by_a_rerun(speech_copy, tmp_path, augment_cli, curate_cli):
+    recipe = recipe_file(tmp_path, speech_copy, budget=4)
+    assert augment_cli("run", recipe)[0] == 0
+    version = curate.open(speech_copy).load()
+    victim = sorted(version.manifest["id"][version.manifest["origin"] == "augmented"])[0]
+    bad = review_file(tmp_path, version, [{"id": victim, "decision": "reject"}])
+    data = json.loads(bad.read_text())
+    data["fingerprint"] = "abc"
+    bad.write_text(json.dumps(data))
+    assert curate_cli("review", "apply", speech_copy, bad, "--onto-latest").code == 2
+    review = review_file(tmp_path, version, [{"id": victim, "decision": "reject"}])
+    assert curate_cli("review", "apply", speech_copy, review).code == 0
+    code, out, _ = augment_cli("run", recipe)
+    assert code == 0 and "up to date" in out and victim not in set(curate.open(speech_copy).load().manifest["id"])
+
+
+def test_writing_into_another_dataset_never_drops_its_items(speech_copy, tmp_path, augment_cli):
+    out = tmp_path / "out"
+    first = recipe_file(tmp_path, speech_copy, budget=3)
+    assert augment_cli("run", first, "--out", out)[0] == 0
+    code, text, _ = augment_cli("run", first, "--out", out)
+    assert code == 0 and "up to date" in text  # planned against what the output already holds
+    other = recipe_file(tmp_path, speech_copy, budget=3, name="other.yaml")
+    other.write_text(other.read_text().replace("name: test_noise", "name: other_noise"))
+    code, _, err = augment_cli("run", other, "--out", out)
+    assert code == 2 and "not made by recipe 'other_noise'" in err and "would drop them" in err
+    assert curate.open(out).versions() == ["v0001"]

@@ -133,3 +133,12 @@ def test_a_bed_of_huge_floats_fails_the_run_and_stores_nothing(speech_copy, tmp_
     assert code == 2 and len(lines) == 1 and "huge.wav peaks at 5.22e+29" in lines[0] and "full scale" in lines[0]
     assert sorted((speech_copy / "objects").rglob("*")) == objects
     assert curate.open(speech_copy).versions() == ["v0001"]
+
+
+def test_a_writer_refuses_to_chain_onto_an_edited_version(chain, tmp_path, augment_cli):
+    edit_json(chain / "versions" / "v0002" / "version.json", lambda data: data.update(seed=1234))
+    recipe = recipe_file(tmp_path, chain, budget=6)
+    code, _, err = augment_cli("run", recipe, "--workers", "1")
+    assert code == 2 and "not what an interrupted commit leaves" in err and "curate verify" in err
+    assert curate.open(chain).versions() == ["v0001", "v0002"] and not (chain / ".lock").exists()
+    assert problems_of(chain)  # the edit is still there for verify to name

@@ -29,19 +29,27 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Source:
-    """What a run reads and where it writes: `view` (a Version, or a view of a media folder to import first)."""
+    """What a run reads and where it writes: `view` (a Version, or a view of a media folder to import first) is
+    what the gate compares with; `base` is what the candidate starts from: the view, plus the items this recipe
+    already wrote into another `output` dataset."""
     view: Any
     output: Path
     folder: Optional[Path] = None
+    base: Any = None
+
+    @property
+    def start(self):
+        return self.base if self.base is not None else self.view
 
 
 def open_source(recipe, output: str | None = None) -> Source:
     """Resolve the recipe's source and output; refuses (before anything is written) a source that is an older
     version of the output dataset, since a version made from it would drop what the newer ones added."""
-    from curate.store import open_dataset, split_ref
+    from curate.store import open_dataset, refuse_inside_dataset, split_ref
 
     source_path, source_version = split_ref(recipe.dataset)
     target = Path(output or recipe.output or source_path)
+    refuse_inside_dataset(target, "output", dataset_itself=True)
     if (source_path / "labels.csv").is_file() and not (source_path / "dataset.json").is_file():
         if (target / "dataset.json").is_file() and open_dataset(target).latest() is not None:
             return Source(open_dataset(target).load("latest"), target)
@@ -56,7 +64,37 @@ def open_source(recipe, output: str | None = None) -> Source:
             raise BadInput(f"dataset: {recipe.dataset} is not the latest version of {source_path} (newer: {newer}); "
                            f"a version made from it would drop what they added: read {source_path}@latest, or "
                            "write to another dataset with output:")
-    return Source(view, target)
+        return Source(view, target)
+    return Source(view, target, base=_base_in_output(recipe, view, target))
+
+
+def _base_in_output(recipe, view, target: Path):
+    """The candidate's starting rows when the recipe writes into another dataset: the source's rows plus the items
+    this recipe made there before. Anything else the output holds would be dropped by the new version: refused."""
+    import pandas as pd
+
+    from curate.store import open_dataset
+    from curate.view import MemoryView
+
+    if not (target / "dataset.json").is_file() or open_dataset(target).latest() is None:
+        return None
+    existing = open_dataset(target).load("latest")
+    rows = existing.manifest
+    mine = rows[(rows["recipe"] == recipe.name) & ~rows["id"].isin(set(view.manifest["id"]))]
+    columns = ["id", "object", "label", "split"]
+    others = rows.drop(index=mine.index)[columns].merge(view.manifest[columns], how="left", on="id",
+                                                         suffixes=("", "_source"), indicator=True)
+    foreign = (others["_merge"] == "left_only") | (others["object"] != others["object_source"]) | \
+        (others["label"] != others["label_source"]) | (others["split"].fillna("") != others["split_source"].fillna(""))
+    if foreign.any():
+        example = others.loc[foreign, "id"].iloc[0]
+        raise BadInput(f"output: {existing.ref} holds {int(foreign.sum())} item(s) that are not in {view.ref} as they "
+                       f"are (e.g. {example!r}) and not made by recipe {recipe.name!r}; a version made from the source "
+                       "would drop them: write to a new dataset, or read the output")
+    if mine.empty:
+        return None
+    return MemoryView(view.dataset, pd.concat([view.manifest, mine], ignore_index=True), name=view.name, ref=view.ref,
+                      info=view.info)
 
 
 def folder_view(folder: Path):
@@ -75,29 +113,30 @@ def folder_view(folder: Path):
     return MemoryView(objects, frame, name="(folder)", ref=str(folder / LABELS_FILE))
 
 
-def materialise(source: Source):
-    """(output Dataset, source view): imports a media folder on first use; opens or creates the output."""
+def materialise(source: Source) -> tuple[Any, Source]:
+    """(output Dataset, the source with its views in place): imports a media folder on first use; opens or
+    creates the output."""
     from curate.store import open_dataset
 
     if source.folder is not None:
         from curate.importer import import_folder
 
         version = import_folder(source.folder, source.output).version
-        return version.dataset, version
-    return open_dataset(source.output, create=True), source.view
+        return version.dataset, Source(version, source.output)
+    return open_dataset(source.output, create=True), source
 
 
-def build(loaded, plan: Plan, dataset, view, executor, progress: Callable | None = None):
-    """Execute the plan and judge the result: (candidate view, GateResult, evaluation)."""
+def build(loaded, plan: Plan, dataset, source: Source, executor, progress: Callable | None = None):
+    """Execute the plan and judge the result against the source: (candidate view, GateResult, evaluation)."""
     from augment.run.execute import execute
     from augment.run.gate import judge
     from augment.run.plan import candidate_manifest
     from curate.view import MemoryView
 
-    rows = execute(plan, loaded, view, dataset, executor, progress)
-    candidate = MemoryView(dataset, candidate_manifest(view.manifest, plan, rows), name=f"candidate-{loaded.recipe.name}",
-                           info={"source": {"targets": loaded.budgets}})
-    gate, evaluation = judge(loaded, candidate, view, progress)
+    rows = execute(plan, loaded, source.start, dataset, executor, progress)
+    candidate = MemoryView(dataset, candidate_manifest(source.start.manifest, plan, rows),
+                           name=f"candidate-{loaded.recipe.name}", info={"source": {"targets": loaded.budgets}})
+    gate, evaluation = judge(loaded, candidate, source.view, progress)
     return candidate, gate, evaluation
 
 
@@ -107,18 +146,23 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
     from augment.run.commit import write
     from augment.run.execute import LocalExecutor
 
+    from augment.run.gate import gate_config
+
+    gate_config(loaded)  # a bad curation setting is refused before anything is made
     source = open_source(loaded.recipe, output)
-    plan = make_plan(loaded, source.view)
+    plan = make_plan(loaded, source.start)
     if dry_run:
         return RunResult("dry-run", plan)
     if plan.up_to_date:
         if source.folder is None:
             source.view.dataset.try_recover()
         return RunResult("up-to-date", plan, version=source.view if source.folder is None else None)
-    dataset, view = materialise(source)
+    dataset, source = materialise(source)
     with dataset.lock():
-        candidate, gate, evaluation = build(loaded, plan, dataset, view, executor or LocalExecutor(workers), progress)
-        outcome = write(loaded, dataset, candidate, view, plan, gate, evaluation, force=force, command=command)
+        candidate, gate, evaluation = build(loaded, plan, dataset, source, executor or LocalExecutor(workers),
+                                            progress)
+        outcome = write(loaded, dataset, candidate, source.view, plan, gate, evaluation, force=force,
+                        command=command)
     if outcome.status == "rejected":
         return RunResult("rejected", plan, gate, rejected_dir=outcome.rejected_dir, evaluation=evaluation)
     return RunResult("committed" if outcome.status == "committed" else "up-to-date", plan, gate,

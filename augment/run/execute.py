@@ -151,12 +151,12 @@ def import_ray():
     return ray
 
 
-def _ray_chunk(pipelines, tasks, write: bool):
-    """Runs on a Ray worker: the pipelines are set once per worker process."""
-    key = id(pipelines)
-    if _RAY_STATE.get("pipelines") != key:
+def _ray_chunk(pipelines, token: str, tasks, write: bool):
+    """Runs on a Ray worker: the pipelines are set once per worker process and run (`token` names the run; an
+    object id could be reused by the next run on a long-lived cluster)."""
+    if _RAY_STATE.get("run") != token:
         init_worker(pipelines)
-        _RAY_STATE["pipelines"] = key
+        _RAY_STATE["run"] = token
     out = []
     for task in tasks:
         item_id, data, ext, record = produce(task)
@@ -206,17 +206,19 @@ class RayExecutor:
             store = tasks[0].store if tasks else ""
             self.shared = _probe_shared(ray, store) if tasks else True
             run_chunk = ray.remote(max_retries=3)(_ray_chunk)
-            pipelines_ref = ray.put(pipelines)
+            pipelines_ref, token = ray.put(pipelines), uuid.uuid4().hex
             waiting = chunks(tasks)
             window = max(2, 2 * int(ray.available_resources().get("CPU", 1)))
-            pending.extend(run_chunk.remote(pipelines_ref, c, self.shared) for c in itertools.islice(waiting, window))
+            pending.extend(run_chunk.remote(pipelines_ref, token, c, self.shared)
+                           for c in itertools.islice(waiting, window))
             while pending:
                 try:
                     done = ray.get(pending.popleft())
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
                     raise cause if cause is not None else exc
-                pending.extend(run_chunk.remote(pipelines_ref, c, self.shared) for c in itertools.islice(waiting, 1))
+                pending.extend(run_chunk.remote(pipelines_ref, token, c, self.shared)
+                               for c in itertools.islice(waiting, 1))
                 for item_id, payload, ext, record in done:
                     if not self.shared:  # the workers could not see the store: the driver writes the bytes
                         from curate.store import put_object
@@ -245,9 +247,7 @@ def execute(plan: Plan, loaded, source, dataset, executor, progress: Callable | 
     """Produce the plan's items into `dataset`'s object store; return their manifest rows (source columns, lineage,
     tags and the transform record). A failing item stops the workers and fails the run with its id."""
     recipe = loaded.recipe
-    if dataset.path.resolve() != source.dataset.path.resolve():  # another dataset: bring the source's objects
-        for digest, ext in zip(source.manifest["object"], source.manifest["ext"]):
-            dataset.put_object(source.dataset.object_path(digest, ext), ext)
+    dataset.bring_objects(source)
     work = [replace(t, store=str(dataset.path)) for t in plan.tasks]
     tasks = {t.item_id: t for t in work}
     by_id = {r["id"]: r for r in source.manifest.to_dict("records")}

@@ -19,7 +19,8 @@ def gate_config(loaded):
 
 
 def judge(loaded, candidate, source, progress=None) -> tuple[GateResult, dict[str, Any] | None]:
-    """(GateResult, evaluation figures or None) for `candidate` (a DatasetView) made from `source`."""
+    """(GateResult, evaluation or None) for `candidate` (a DatasetView) made from `source`; the evaluation is the
+    stored form (curate.checks.evaluation.Evaluation.to_dict(), what version.json keeps)."""
     from curate.checks import evaluation as evaluation_check
     from curate.checks.gate import run_gate
 
@@ -30,32 +31,33 @@ def judge(loaded, candidate, source, progress=None) -> tuple[GateResult, dict[st
     targets = list(loaded.budgets)
     evaluation = evaluate(loaded.recipe, source, candidate, targets)
     findings = evaluation_check.check(evaluation, targets, config.section("evaluation"))
-    return gate.add(findings, "evaluation"), evaluation
+    return gate.add(findings, "evaluation"), evaluation.to_dict()
 
 
-def evaluate(recipe, source, candidate, targets: list[str]) -> dict[str, Any]:
-    """Baseline dev accuracy per target tag (and overall) trained on the source vs on the candidate."""
+_BEFORE: list = []  # [source view, (model, seed, features), its predictions]: the last source's baseline
+
+
+def evaluate(recipe, source, candidate, targets: list[str]):
+    """The baseline trained on the source (before) and on the candidate (after), scored on the SAME dev items:
+    a paired, per-tag curate.checks.evaluation.Evaluation (bootstrap over leakage groups seeded from the recipe
+    seed, McNemar's exact test). The baseline's features are chosen once, on the source, and kept for the after
+    model, so the two differ only in their training data."""
     from curate.baseline import run_baseline
+    from curate.checks.evaluation import RESAMPLES, compare_predictions
 
     options = dict(recipe.evaluate.baseline or {})
     model, seed = options.get("model", "logreg"), int(options.get("seed", recipe.seed))
     split = options.get("split", "dev")
-    out: dict[str, Any] = {"model": model, "split": split, "before": {}, "after": {}, "n": {}}
-    # "(untargeted)": scored items carrying none of the targets, i.e. what adding data might cost elsewhere
-    for key, view in (("before", source), ("after", candidate)):
-        predictions = run_baseline(view, model=model, seed=seed)
-        scored = predictions[predictions["split"] == split] if (predictions["split"] == split).any() else predictions
-        correct = scored["label"] == scored["prediction"]
-        out[key]["(all)"] = float(correct.mean())
-        out["n"]["(all)"] = int(len(scored))
-        tags = scored["tags"].str.split(";")
-        for tag in targets:
-            member = tags.map(lambda t: tag in t)
-            if member.any():
-                out[key][tag] = float(correct[member].mean())
-                out["n"][tag] = int(member.sum())
-        rest = ~tags.map(lambda t: bool(set(t) & set(targets)))
-        if rest.any():
-            out[key]["(untargeted)"] = float(correct[rest].mean())
-            out["n"]["(untargeted)"] = int(rest.sum())
-    return out
+    features = options.get("features", "auto")
+    key = (model, seed, features)
+    if _BEFORE and _BEFORE[0] is source and _BEFORE[1] == key:  # a sweep judges many candidates of one source
+        before = _BEFORE[2]
+    else:
+        before = run_baseline(source, model=model, seed=seed, features=features)
+        _BEFORE[:] = [source, key, before]
+    chosen = before.attrs.get("features", features)
+    after = run_baseline(candidate, model=model, seed=seed, features=chosen, score=False)
+    groups = dict(zip(source.manifest["id"], source.manifest["group"]))
+    details = {"features": chosen, "feature_selection": before.attrs.get("selection")}
+    return compare_predictions(before, after, targets, split=split, model=model, seed=seed,
+                               resamples=int(options.get("resamples", RESAMPLES)), groups=groups, details=details)

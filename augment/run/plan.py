@@ -106,6 +106,37 @@ def output_ext(media: str, ext: str) -> str:
     return "flac" if ext == "flac" else "wav"
 
 
+def files_digest(spec: Any) -> str:
+    """sha256 over the contents of every file a pipeline spec names (noise beds, impulse responses; a folder
+    means its files): a bed edited in place makes new items, as an edited parameter does."""
+    from pathlib import Path
+
+    from curate.media import sha256_file
+
+    names: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and len(value) < 4096:
+            names.append(value)
+
+    walk(spec)
+    digest = hashlib.sha256()
+    for name in names:
+        path = Path(name)
+        if not (path.is_file() or path.is_dir()):
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(f"{file.relative_to(path) if path.is_dir() else path.name}:{sha256_file(file)};".encode())
+    return digest.hexdigest()
+
+
 def content_key(spec: str, seed: int, source_object: str, copy: int, tag: str, label: str,
                 tags: tuple[str, ...]) -> str:
     text = json.dumps([spec, seed, source_object, copy, tag, label, list(tags)], separators=(",", ":"))
@@ -131,10 +162,11 @@ def make_plan(loaded, source) -> Plan:
     if sources.empty:
         raise BadInput(f"{loaded.path}: sources: no real train item of {source.ref} matches "
                        f"where {recipe.sources.where or '{}'}; nothing to augment")
-    existing_ids = set(manifest["id"])
+    existing_ids = set(manifest["id"]) | reviewed_out(source)
     tasks, per_tag, wanted, existing = [], {}, set(), 0
     for tag, budget in loaded.budgets.items():
-        spec = json.dumps((loaded.pipelines.get(tag) or loaded.pipelines["*"]).to_dict(), sort_keys=True)
+        pipeline = (loaded.pipelines.get(tag) or loaded.pipelines["*"]).to_dict()
+        spec = json.dumps([pipeline, files_digest(pipeline)], sort_keys=True)
         pairs = [(row, copy) for row in sources.itertuples(index=False) for copy in range(recipe.per_source)]
         if budget is not None and len(pairs) > budget:
             pairs = _stratified_subset(pairs, budget, recipe.seed, tag)
@@ -156,6 +188,20 @@ def make_plan(loaded, source) -> Plan:
     return Plan(tasks, per_tag, existing, previous, recipe.previous == "keep")
 
 
+def reviewed_out(view) -> set[str]:
+    """Ids a reviewer rejected in the view's lineage (curate review apply): a re-run must not bring them back."""
+    out: set[str] = set()
+    dataset, name = getattr(view, "dataset", None), getattr(view, "name", None)
+    names = dataset.versions() if hasattr(dataset, "versions") else []
+    while name in names:
+        info = dataset.load(name).info
+        source = info.get("source") or {}
+        if source.get("kind") == "review":
+            out |= set(source.get("rejected_ids") or [])
+        name = info.get("parent")
+    return out
+
+
 def candidate_manifest(source_manifest, plan: Plan, rows: list[dict[str, Any]]):
     """The source's rows, less the earlier items the plan replaces, plus the new rows."""
     import pandas as pd
@@ -165,9 +211,10 @@ def candidate_manifest(source_manifest, plan: Plan, rows: list[dict[str, Any]]):
 
 
 def _stratified_subset(pairs: list, budget: int, seed: int, tag: str) -> list:
-    """`budget` of the (source, copy) pairs with the labels in the sources' proportions (largest remainder), a seeded
-    permutation within each label: a budget cut never skews the class priors the ambiguity guard protects, and a
-    smaller budget picks a subset of a larger one's items."""
+    """`budget` of the (source, copy) pairs with the labels in the sources' proportions (largest remainder); within
+    a label, the pairs with the lowest stable hash of (seed, tag, source id, copy). A budget cut never skews the
+    class priors the ambiguity guard protects, a smaller budget picks a subset of a larger one's items, and adding
+    or removing one source changes the choice by that source alone."""
     by_label: dict[str, list] = {}
     for pair in pairs:
         by_label.setdefault(pair[0].label, []).append(pair)
@@ -175,9 +222,8 @@ def _stratified_subset(pairs: list, budget: int, seed: int, tag: str) -> list:
     quota = {label: int(share) for label, share in shares.items()}
     for label in sorted(shares, key=lambda l: (-(shares[l] - quota[l]), l))[: budget - sum(quota.values())]:
         quota[label] += 1
-    chosen = []
-    for label, group in sorted(by_label.items()):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, stable_hash(tag), stable_hash(label)]))
-        chosen += [group[i] for i in sorted(rng.permutation(len(group))[: quota[label]])]
-    order = {id(pair): n for n, pair in enumerate(pairs)}
-    return sorted(chosen, key=lambda pair: order[id(pair)])
+    chosen = set()
+    for label, group in by_label.items():
+        ranked = sorted(group, key=lambda pair: stable_hash(f"{seed}\0{tag}\0{pair[0].id}\0{pair[1]}"))
+        chosen |= {id(pair) for pair in ranked[: quota[label]]}
+    return [pair for pair in pairs if id(pair) in chosen]

@@ -61,7 +61,7 @@ def _plain(value: Any) -> Any:
 class CheckStatus:
     """One row of the per-check status table: the worst severity of its new and of its inherited findings."""
     check: str
-    status: str          # blocking | warning | ok | not run
+    status: str          # blocking | warning | inherited | ok
     new: int
     inherited: int
     reason: str
@@ -102,7 +102,8 @@ class GateResult:
     def add(self, findings: list[Finding], check: str | None = None, seconds: float | None = None) -> "GateResult":
         checks = self.checks + ((check,) if check and check not in self.checks else ())
         timing = {**self.seconds, **({check: seconds} if check and seconds is not None else {})}
-        return replace(self, findings=self.findings + tuple(findings), checks=checks, seconds=timing)
+        marked = tuple(f if f.status else f.with_status("new") for f in findings)  # added after the gate: the change's
+        return replace(self, findings=self.findings + marked, checks=checks, seconds=timing)
 
     def statuses(self) -> list[CheckStatus]:
         rows = []

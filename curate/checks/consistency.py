@@ -34,7 +34,7 @@ def check(candidate, source, config) -> list[Finding]:
     frame = candidate.manifest
     findings: list[Finding] = []
     findings += _exact_duplicates(frame, config)
-    findings += _near_duplicates(candidate, config)
+    findings += _near_duplicates(candidate, config, source)
     if "annotations" in frame.columns:
         findings += _agreement(frame, config)
     findings += _conventions(frame)
@@ -64,8 +64,8 @@ def _exact_duplicates(frame, config) -> list[Finding]:
                     key="consistency.identical_conflict", subjects=frozenset(i["id"] for g in conflicts for i in g))]
 
 
-def _near_duplicates(view, config) -> list[Finding]:
-    found = near_duplicates(view, config.near_duplicate_ratio)
+def _near_duplicates(view, config, source=None) -> list[Finding]:
+    found = near_duplicates(view, config.near_duplicate_ratio, scale_from=source)
     ids, i, j, score = found.ids, found.i, found.j, found.ratio
     if not len(i):
         return []

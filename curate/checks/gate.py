@@ -16,8 +16,8 @@ Config (YAML file for `curate check --config`, or the recipe's `curation:` block
                  # near_duplicate_ratio (both sections, same default): two different objects are near-duplicates
                  # when their distance is <= this x the dataset's typical nearest-neighbour distance (that threshold
                  # clamped to [0.03, 0.35] in unit-vector distance); see curate.checks.similarity for the calibration
-    evaluation:  {drop_severity: warning}   # when a recipe evaluates: a significant accuracy drop on a target tag,
-                                            # or on the untargeted items, is a finding of this severity
+    evaluation:  {drop_severity: warning}   # when a recipe evaluates: a significant paired accuracy drop
+                                            # (McNemar) on any dev tag is a finding of this severity
 
 Result: a typed curate.checks.GateResult (findings marked new or inherited, per-check status, verdict); by default
 only NEW findings can block: what the source version already had is reported as a known issue of the source.

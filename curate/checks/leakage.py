@@ -31,7 +31,7 @@ def check(candidate, source, config) -> list[Finding]:
                                 items=shared[: config.max_items], figures={"objects": len(shared)},
                                 key="leakage.identical", subjects=frozenset(i["id"] for g in shared for i in g)))
     if config.near_duplicates and any(s is not None for s in split.values()):  # no splits: nothing can leak
-        found = near_duplicates(candidate, config.near_duplicate_ratio)
+        found = near_duplicates(candidate, config.near_duplicate_ratio, scale_from=source)
         ids, i, j, score = found.ids, found.i, found.j, found.ratio
         split_codes = codes(candidate, ids, "split")
         train_code = split_codes[ids.index(next(x for x in ids if split[x] == "train"))] \

@@ -293,12 +293,16 @@ def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     return rows[keep], cols[keep], distance[keep]
 
 
-def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, progress=None) -> NearDuplicates:
+def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, progress=None,
+                    scale_from=None) -> NearDuplicates:
     """Near-duplicate pairs of different objects in `view` by the rule in the module docstring. Memoised on the
-    view, so the consistency and leakage checks share one computation."""
+    view, so the consistency and leakage checks share one computation. `scale_from` (the source of a change): judge
+    with its typical distance, so that a change which only removes or moves items cannot pull unchanged pairs over
+    the threshold by shifting the scale."""
     from curate.features import audio_fingerprints, pixel_thumbnails
 
-    key = ("near_duplicates", float(near_duplicate_ratio))
+    scale = near_duplicates(scale_from, near_duplicate_ratio).typical if scale_from is not None else float("nan")
+    key = ("near_duplicates", float(near_duplicate_ratio), None if math.isnan(scale) else scale)
     memo = view.__dict__.setdefault("_similarity_memo", {})
     if key in memo:
         return memo[key]
@@ -320,7 +324,7 @@ def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, pr
         real = np.asarray(frame["origin"] == "real")
         if len(np.unique(objects[real])) >= 2:
             reference = real
-    typical = _typical(space, objects, reference, near_duplicate_ratio)
+    typical = scale if not math.isnan(scale) else _typical(space, objects, reference, near_duplicate_ratio)
     threshold = _threshold(typical, near_duplicate_ratio)
     i, j, distance = _pairs(space, objects, threshold)
     ratio = distance / typical if not math.isnan(typical) else np.full(len(distance), np.nan)

@@ -27,7 +27,7 @@ def assign_splits(manifest, ratios=(0.6, 0.2, 0.2), small_data_max: int = 10_000
     ratios = np.asarray(ratios, dtype=np.float64)
     if ratios.shape != (3,) or np.any(ratios < 0) or not np.isclose(ratios.sum(), 1.0):
         raise BadInput(f"--ratios: expected three non-negative numbers summing to 1 (train,dev,test), got "
-                       f"{list(ratios)}")
+                       f"{[float(r) for r in ratios]}")
     groups = _units(manifest, together)
     current = list(manifest["split"])
     members: dict[str, list[int]] = defaultdict(list)

@@ -105,17 +105,28 @@ def _realism_plot(values: dict[str, dict[str, list[float]]], names: tuple[str, s
     return _png(fig)
 
 
+def _evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tag's paired figures, worst untargeted tag first (curate.checks.evaluation.display_order)."""
+    from curate.checks.evaluation import display_order
+
+    return display_order(evaluation)
+
+
 def _evaluation_plot(evaluation: dict[str, Any]) -> str:
+    """The paired difference per tag with its 95 % interval (untargeted grey, targeted green, all blue)."""
     plt = _pyplot()
-    keys = list(evaluation["before"])
+    rows = _evaluation_rows(evaluation)
+    keys = [r["tag"] for r in rows]
+    values = [100 * (r["difference"] or 0.0) for r in rows]
+    errors = np.array([[100 * ((r["difference"] or 0.0) - r["low"]) if r["low"] is not None else 0.0 for r in rows],
+                       [100 * (r["high"] - (r["difference"] or 0.0)) if r["high"] is not None else 0.0 for r in rows]])
+    colours = ["#3b6ea5" if r["tag"] == "all" else ("#2e8b57" if r["targeted"] else "#9aa5b1") for r in rows]
     x = np.arange(len(keys))
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(keys), 2.2))
-    ax.bar(x - 0.2, [evaluation["before"][k] for k in keys], 0.4, label="before", color="#9aa5b1")
-    ax.bar(x + 0.2, [evaluation["after"].get(k, 0) for k in keys], 0.4, label="after", color="#2e8b57")
+    ax.bar(x, values, 0.6, color=colours, yerr=np.clip(errors, 0, None), capsize=3)
+    ax.axhline(0, color="#333", linewidth=0.6)
     ax.set_xticks(x, keys, fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(f"{evaluation['split']} accuracy", fontsize=7)
-    ax.legend(fontsize=6)
+    ax.set_ylabel(f"{evaluation['split']} accuracy, after - before (pts)", fontsize=7)
     return _png(fig)
 
 
@@ -164,9 +175,11 @@ def render_html(report: dict[str, Any], view, parent) -> str:
             flagged.append({"id": item_id, "label": row["label"], "assets": _media(view, item_id)})
     realism = {t: _realism_plot(v) for t, v in report["realism"].items() if v}
     evaluation_plot = _evaluation_plot(report["evaluation"]) if report.get("evaluation") else None
+    evaluation_rows = _evaluation_rows(report["evaluation"]) if report.get("evaluation") else []
     # the one inline script runs under a nonce derived from the report itself: injected markup could not know it
     nonce = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:32]
     reviewable = report.get("status", "committed") != "rejected" and bool(report["lineage"].get("fingerprint"))
     return env.get_template("report.html.j2").render(report=report, samples=samples, flagged=flagged,
                                                      realism=realism, evaluation_plot=evaluation_plot, nonce=nonce,
+                                                     evaluation_rows=evaluation_rows,
                                                      reviewable=reviewable, labels=list(report["counts"]["label"]))

@@ -23,7 +23,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {key} | {_cell(lineage.get(key) if lineage.get(key) is not None else '-')} |")
     plan = report.get("plan")
     if plan and plan.get("previous"):
-        lines += ["", f"This recipe made {plan['previous']} item(s) before with another pipeline, seed or label rule: "
+        lines += ["", f"This recipe made {plan['previous']} item(s) before that this run no longer makes (edited pipeline, seed, labels, budget or sources): "
                       f"{plan['previous_action']}; {plan['new']} new, {plan['existing']} unchanged."]
     lines += ["", "## Counts", ""]
     deltas = (report.get("diff") or {}).get("count_deltas", {})
@@ -38,11 +38,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     evaluation = report.get("evaluation")
     if evaluation:
-        lines += [f"## Evaluation ({evaluation['model']}, {evaluation['split']} accuracy)", "",
-                  "| tag | before | after | n |", "|---|---:|---:|---:|"]
-        for key, before in evaluation["before"].items():
-            after = evaluation["after"].get(key)
-            lines.append(f"| {_cell(key)} | {before:.1%} | {after:.1%} | {evaluation['n'].get(key, '')} |")
+        from curate.checks.evaluation import display_order
+
+        def pts(value):
+            return "-" if value is None else f"{100 * value:+.1f}"
+
+        lines += [f"## Evaluation ({evaluation['model']}, {evaluation['split']} accuracy, paired)", "",
+                  ("Same items before and after; 95 % interval by paired bootstrap over "
+                   f"{evaluation.get('units', '')} {evaluation.get('unit', 'item')}s; verdict by McNemar's exact "
+                   "test. Worst untargeted tag first."), "",
+                  "| tag | targeted | n | before | after | difference (pts) | 95 % interval | McNemar p |",
+                  "|---|---|---:|---:|---:|---:|---|---:|"]
+        for row in display_order(evaluation):
+            after = "-" if row["after"] is None else f"{row['after']:.1%}"
+            interval = "-" if row["low"] is None else f"{pts(row['low'])} to {pts(row['high'])}"
+            p = "-" if row["mcnemar_p"] is None else f"{row['mcnemar_p']:.3g}"
+            kind = "overall" if row["tag"] == "all" else ("yes" if row["targeted"] else "no")
+            lines.append(f"| {_cell(row['tag'])} | {kind} | {row['n']} | {row['before']:.1%} | {after} | "
+                         f"{pts(row['difference'])} | {interval} | {p} |")
         lines.append("")
     lines += ["## Findings", ""]
     for finding in report["findings"]:
