@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from curate.exceptions import BadInput
 
@@ -77,13 +77,13 @@ class Recipe(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     dataset: str
     output: Optional[str] = None
-    seed: int = Field(0, ge=0)
+    seed: StrictInt = Field(0, ge=0)
     target: Target
     pipeline: Optional[list[dict[str, Any]]] = None
     pipelines: Optional[dict[str, list[dict[str, Any]]]] = None
     sources: Sources = Sources()
-    per_source: int = Field(1, ge=1, le=1000)
-    budget: Optional[Union[int, dict[str, int]]] = None
+    per_source: StrictInt = Field(1, ge=1, le=1000)
+    budget: Optional[Union[StrictInt, dict[str, StrictInt]]] = None
     add_tags: list[str] = []
     remove_tags: list[str] = []       # source tags the new items must not inherit (e.g. clean, once noise is added)
     set_label: Optional[Union[str, dict[str, str]]] = None   # new items' label (all, or per target tag)

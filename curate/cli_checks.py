@@ -110,6 +110,7 @@ def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
     new = assign_splits(frame, fractions, small_data_max, together)
     changed = sum(a != b for a, b in zip(frame["split"], new))
     if changed == 0:
+        version.dataset.try_recover()
         print(f"{version.ref}: every item already has a split; nothing to do")
         return
     frame["split"] = new

@@ -50,11 +50,16 @@ def apply(ref: str = typer.Argument(..., help="The version the review was made o
     """Gate and write the next version: rejected items removed, relabels applied and recorded per item."""
     from curate.cli_checks import print_gate
     from curate.console import EXIT_FAILED
-    from curate.review import apply_review, read_review
+    from curate.review import applied_as, apply_review, read_review
     from curate.store import load_ref, open_dataset, refuse_inside_dataset
 
     data, sha256 = read_review(review)
     version = load_ref(ref)
+    done = applied_as(version, sha256) if not to else None
+    if done is not None:
+        version.dataset.try_recover()
+        make_console().print(f"{review}: already applied as {done.ref}; nothing written", markup=False)
+        return
     if to:
         refuse_inside_dataset(to, "--to", dataset_itself=True)
     target = open_dataset(to, create=True) if to else None

@@ -179,7 +179,10 @@ def import_folder(src: str | os.PathLike, to: str | os.PathLike, *, skip_bad: bo
     from curate.publish import publish
     from curate.store import open_dataset
 
+    from curate.store import refuse_inside_dataset
+
     src = Path(src)
+    refuse_inside_dataset(to, "--to", dataset_itself=True)
     header, rows = read_labels(src)
     labels = src / LABELS_FILE
     kinds: dict[int, tuple[str, str]] = {}

@@ -90,6 +90,20 @@ def base_version(version, target, onto_latest: bool, source: str):
                    f"the decisions to {latest}")
 
 
+def applied_as(version, sha256: str):
+    """The version of the reviewed dataset's lineage (from @latest back) that already applied this review, if any:
+    re-running an apply that was interrupted after its commit must not fail or apply twice."""
+    dataset = version.dataset
+    names = dataset.versions()
+    name = dataset.latest()
+    while name in names:
+        candidate = dataset.load(name)
+        if (candidate.info.get("source") or {}).get("review_sha256") == sha256:
+            return candidate
+        name = candidate.info.get("parent")
+    return None
+
+
 def reviewed_manifest(version, review: dict[str, Any], sha256: str, changes: dict[str, Any]):
     """The version's manifest with rejected items removed, relabels applied and each decision recorded."""
     import pandas as pd

@@ -154,6 +154,14 @@ class Dataset:
         if not names:
             return
         latest = names[-1]
+        try:
+            recorded = json.loads((self.path / "versions" / latest / "version.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+        if recorded.get("version") != latest:
+            raise BadInput(f"{self.path / 'versions' / latest}: its version.json says version "
+                           f"{recorded.get('version')!r}, not {latest!r} (copied or renamed by hand?); run "
+                           f"`curate verify {self.path}` and remove what does not belong")
         record = self._record_digest(latest)
         marker = self.path / "LATEST"
         current = marker.read_text(encoding="utf-8").split() if marker.is_file() else []
@@ -226,7 +234,7 @@ class Dataset:
                 break
             except FileExistsError:
                 other = _read_lock(lock_path)
-                if attempt == 0 and _is_stale(other):
+                if attempt == 0 and (_is_stale(other) or _abandoned(lock_path, other)):
                     lock_path.unlink(missing_ok=True)
                     continue
                 raise StoreLocked(
@@ -392,6 +400,17 @@ def _read_lock(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _abandoned(path: Path, holder: dict[str, Any]) -> bool:
+    """An empty or unreadable lock file older than a minute: a writer killed between creating it and writing its
+    pid (a live writer fills it within microseconds)."""
+    import time
+
+    try:
+        return not holder and time.time() - path.stat().st_mtime > 60
+    except OSError:
+        return False
 
 
 def _is_stale(holder: dict[str, Any]) -> bool:

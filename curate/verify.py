@@ -88,6 +88,9 @@ def _check_version(version, problems: list[Problem]):
     except (BadInput, OSError, ValueError) as exc:
         problems.append(Problem(str(manifest_path), f"unreadable ({exc})"))
         return None
+    if info.get("version") != version.name:
+        problems.append(Problem(str(version.path / "version.json"), f"says version {info.get('version')!r}, but its "
+                                f"directory is {version.name} (copied or renamed by hand)"))
     if mf.fingerprint(frame) != info.get("fingerprint"):
         problems.append(Problem(str(manifest_path), "manifest fingerprint does not match version.json"))
     files = info.get("files")
@@ -151,7 +154,7 @@ def collect(dataset: "Dataset", dry_run: bool = False) -> tuple[list[tuple[Path,
             frame = dataset.load(name).manifest
             referenced |= {dataset.object_path(d, e) for d, e in zip(frame["object"], frame["ext"])}
         garbage = sorted((p, p.stat().st_size) for p in (dataset.path / "objects").glob("*/*")
-                         if not p.name.startswith(".") and p not in referenced)
+                         if p.is_file() and not p.name.startswith(".") and p not in referenced)
         if not dry_run:
             for path, _ in garbage:
                 path.unlink(missing_ok=True)

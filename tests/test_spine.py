@@ -240,3 +240,28 @@ def test_writing_into_another_dataset_never_drops_its_items(speech_copy, tmp_pat
     code, _, err = augment_cli("run", other, "--out", out)
     assert code == 2 and "not made by recipe 'other_noise'" in err and "would drop them" in err
     assert curate.open(out).versions() == ["v0001"]
+
+
+def test_a_review_applied_twice_is_reported_not_failed(speech_copy, tmp_path, curate_cli):
+    version = curate.open(speech_copy).load()
+    review = review_file(tmp_path, version, [{"id": sorted(version.manifest["id"])[0], "decision": "reject"}])
+    assert curate_cli("review", "apply", speech_copy, review).code == 0
+    again = curate_cli("review", "apply", f"{speech_copy}@v0001", review)
+    assert again.code == 0 and "already applied as" in again.out and curate.open(speech_copy).versions()[-1] == "v0002"
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("budget: {budget}", "budget: true", "budget"), ("seed: 5", "seed: true", "seed"),
+    ("  - AddBackgroundNoise:\n      noise: {noise}\n      snr_db: [0, 10]\n  - Gain:\n      gain_db: [-3, 3]",
+     "  - Albumentations: {{name: HorizontalFlip}}", "takes image, but the sources are audio")])
+def test_recipe_values_are_not_coerced(speech_dataset, tmp_path, augment_cli, old, new, message):
+    from test_runner import NOISE_RECIPE
+
+    recipe = recipe_file(tmp_path, speech_dataset, text=NOISE_RECIPE.replace(old, new))
+    code, _, err = augment_cli("run", recipe, "--out", tmp_path / "out", "--dry-run")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_import_refuses_a_target_inside_a_dataset(speech_copy, curate_cli):
+    result = curate_cli("import", SAMPLE_MEDIA / "speech", "--to", speech_copy / "objects" / "zz")
+    assert result.code == 2 and "is inside the dataset" in result.err and not (speech_copy / "objects" / "zz").exists()

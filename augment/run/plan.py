@@ -162,6 +162,12 @@ def make_plan(loaded, source) -> Plan:
     if sources.empty:
         raise BadInput(f"{loaded.path}: sources: no real train item of {source.ref} matches "
                        f"where {recipe.sources.where or '{}'}; nothing to augment")
+    kinds = sorted(set(sources["media"]))
+    for tag, pipeline in loaded.pipelines.items():
+        wanted_media = pipeline.pipeline_media()
+        if wanted_media != "any" and kinds != [wanted_media]:
+            raise BadInput(f"{loaded.path}: the pipeline{'' if tag == '*' else ' for ' + tag} takes {wanted_media}, "
+                           f"but the sources are {', '.join(kinds)}")
     existing_ids = set(manifest["id"]) | reviewed_out(source)
     tasks, per_tag, wanted, existing = [], {}, set(), 0
     for tag, budget in loaded.budgets.items():
