@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from curate.exceptions import BadInput
-from curate.files import atomic_write, crash_point, durable_write, fsync_dir, fsync_file, sha256_bytes, utc_now
+from curate.files import (
+    atomic_write,
+    crash_point,
+    durable_write,
+    fsync_dir,
+    fsync_file,
+    sha256_bytes,
+    utc_now,
+)
+from curate.view import MediaByManifest
 
 if TYPE_CHECKING:
     from curate.store import Dataset
@@ -34,7 +43,7 @@ def version_json_bytes(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-class StagedVersion:
+class StagedVersion(MediaByManifest):
     """A version being written into a temporary directory, invisible to readers: a DatasetView to gate and report
     on, then `commit()` (renamed into place, LATEST updated), `reject(label)` (moved to rejected/) or `discard()`.
     `info` is what version.json will hold, less the digests that `commit` adds (files, parent_sha256)."""
@@ -78,7 +87,6 @@ class StagedVersion:
             }
             if self.rejected:
                 self.info["status"] = "rejected"
-            self._rows = {i: (o, e) for i, o, e in zip(frame["id"], frame["object"], frame["ext"])}
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)  # the lock stays with Dataset.stage, which releases it
             self._open = False
@@ -90,10 +98,6 @@ class StagedVersion:
 
     def __repr__(self) -> str:
         return f"StagedVersion({self.ref!r})"
-
-    def media_path(self, item_id: str) -> Path:
-        digest, ext = self._rows[item_id]
-        return self.dataset.object_path(digest, ext)
 
     def add_files(self, files: Mapping[str, bytes]) -> None:
         """Add files (reports) to the version; version.json will carry their digests."""
@@ -169,7 +173,7 @@ class StagedVersion:
         self.dataset.release()
 
 
-class Version:
+class Version(MediaByManifest):
     def __init__(self, dataset: "Dataset", path: Path):
         self.dataset = dataset
         self.path = path
@@ -199,13 +203,3 @@ class Version:
         except OSError as exc:
             raise BadInput(f"{self.path / 'manifest.parquet'}: unreadable ({exc})") from None
 
-    @cached_property
-    def _rows(self) -> dict[str, tuple[str, str]]:
-        return {i: (o, e) for i, o, e in zip(self.manifest["id"], self.manifest["object"], self.manifest["ext"])}
-
-    def media_path(self, item_id: str) -> Path:
-        try:
-            digest, ext = self._rows[item_id]
-        except KeyError:
-            raise BadInput(f"{self.ref}: no item with id {item_id!r}") from None
-        return self.dataset.object_path(digest, ext)

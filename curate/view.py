@@ -36,6 +36,23 @@ class DatasetView(Protocol):
     def media_path(self, item_id: str) -> Path: ...
 
 
+class MediaByManifest:
+    """`media_path` for any view whose manifest names each item's object (Version, StagedVersion, MemoryView)."""
+
+    def media_path(self, item_id: str) -> Path:
+        from curate.exceptions import BadInput
+
+        rows = self.__dict__.get("_object_rows")
+        if rows is None:
+            frame = self.manifest
+            rows = self.__dict__["_object_rows"] = dict(zip(frame["id"], zip(frame["object"], frame["ext"])))
+        try:
+            digest, ext = rows[item_id]
+        except KeyError:
+            raise BadInput(f"{self.ref}: no item with id {item_id!r}") from None
+        return self.dataset.object_path(digest, ext)
+
+
 class FolderObjects:
     """Objects of a media folder that has not been imported: each digest maps to the file it was hashed from."""
 
@@ -47,7 +64,7 @@ class FolderObjects:
         return self._files[(digest, ext)]
 
 
-class MemoryView:
+class MemoryView(MediaByManifest):
     """An uncommitted version: a manifest (normalised here) whose objects `dataset` can locate."""
 
     def __init__(self, dataset: ObjectStore, manifest, info: dict[str, Any] | None = None, name: str = "candidate",
@@ -59,12 +76,7 @@ class MemoryView:
         self.info = dict(info or {})
         self.name = name
         self.ref = ref or f"{dataset.path}@{name}"
-        self._rows = {i: (o, e) for i, o, e in zip(self.manifest["id"], self.manifest["object"],
-                                                   self.manifest["ext"])}
 
     def __repr__(self) -> str:
         return f"MemoryView({self.ref!r}, items={len(self.manifest)})"
 
-    def media_path(self, item_id: str) -> Path:
-        digest, ext = self._rows[item_id]
-        return self.dataset.object_path(digest, ext)
