@@ -41,7 +41,11 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         sweep: Optional[str] = typer.Option(None, "--sweep", help="FIELD=V1,V2,...: build a candidate per value, "
                                             "evaluate each, commit one (e.g. budget=0.25,0.5,1.0)."),
         pick: str = typer.Option("best", "--pick", help="With --sweep: 'best' (largest weak-tag lift with no "
-                                 "significant clean cost) or one of the swept values."),
+                                 "significant drop on an untargeted tag and a clean cost within --max-clean-cost) or "
+                                 "one of the swept values."),
+        max_clean_cost: float = typer.Option(1.0, "--max-clean-cost", min=0.0, help="With --sweep: the most "
+                                             "points of accuracy the picked candidate may lose on its worst "
+                                             "untargeted tag."),
         mlflow: bool = typer.Option(False, "--mlflow", help="Log the new version as an MLflow run (extra mlflow)."),
         mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
     """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
@@ -61,7 +65,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
 
         require_mlflow(mlflow_uri)  # fail before the work if MLflow is missing
     if sweep is not None:
-        version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console)
+        version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console, max_clean_cost)
         _log(mlflow, version, mlflow_uri, console)
         return
     loaded = load_recipe(recipe, seed=seed)
@@ -117,26 +121,20 @@ def _log(enabled: bool, version, uri: str, console) -> None:
         console.print(f"MLflow run {log_version(version, uri)} logged to {uri}", markup=False)
 
 
-def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console) -> None:
+def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console, max_clean_cost) -> None:
     from augment.sweep import run_sweep
     from curate.console import EXIT_FAILED, progress
     from curate.exceptions import BadInput
 
     if dry_run or force:
         raise BadInput("--sweep cannot be combined with --dry-run or --force")
-    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress)
+    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress, max_clean_cost=max_clean_cost)
     if result.status == "up-to-date" and record["picked"] is None:
         console.print(f"sweep of {record['field']}: every candidate is already in the dataset; nothing written",
                       markup=False)
         return None
-    console.print(f"sweep of {record['field']}:", markup=False)
-    for c in record["candidates"]:
-        lift, cost = c["lift"], c["cost"]
-        mark = "  <- picked" if c["value"] == record["picked"] else ""
-        console.print(f"  {c['value']:g}: {c['items']} new item(s), gate {'passed' if c['gate_passed'] else 'FAILED'}, "
-                      f"weak-tag lift {lift['value']:+.1%} [{lift['low']:+.1%}, {lift['high']:+.1%}], worst "
-                      f"untargeted tag {cost.get('tag') or '-'} {cost['value']:+.1%} [{cost['low']:+.1%}, "
-                      f"{cost['high']:+.1%}]{mark}", markup=False)
+    for line in sweep_table(record):
+        console.print(line, markup=False)
     if result.status == "rejected":
         console.print(f"no candidate qualifies; nothing written ({result.rejected_dir})", markup=False)
         raise typer.Exit(EXIT_FAILED)
@@ -147,6 +145,38 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
     console.print(f"{result.version.ref}: committed the candidate {record['field']}={record['picked']:g}; the sweep "
                   "is recorded in its version.json", markup=False)
     return result.version
+
+
+def sweep_table(record) -> list[str]:
+    """Plain lines (never cut when piped): per candidate, the lift, then every tag's paired difference in points
+    (untargeted tags first, '*' = McNemar p < 0.05), then the verdict."""
+    candidates = record["candidates"]
+    tags: list[str] = []
+    for c in candidates:
+        tags += [t for t in c.get("tags", {}) if t not in tags]
+    targeted = {t for c in candidates for t, r in c.get("tags", {}).items() if r["targeted"]}
+    tags = sorted(tags, key=lambda t: (t == "all", t in targeted, t))
+    head = ["value", "items", "gate", "lift (pts) [95 %]", *[f"{t}{' (target)' if t in targeted else ''}"
+                                                              for t in tags], "pick"]
+    rows = []
+    for c in candidates:
+        lift = c["lift"]
+        cells = [f"{c['value']:g}", str(c["items"]), "passed" if c["gate_passed"] else "FAILED",
+                 f"{100 * lift['value']:+.1f} [{100 * lift['low']:+.1f}, {100 * lift['high']:+.1f}]"]
+        for t in tags:
+            r = c.get("tags", {}).get(t)
+            cells.append("-" if r is None or r["difference"] is None else
+                         f"{100 * r['difference']:+.1f}{'*' if r['p'] is not None and r['p'] < 0.05 else ''}")
+        picked = c["value"] == record["picked"]
+        cells.append("<- picked" if picked else ("eligible" if c.get("eligible") else
+                                                   "passed over: " + "; ".join(c.get("passed_over", []))))
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    out = [f"sweep of {record['field']} (max clean cost {record.get('max_clean_cost', 1.0):g} pts; tag columns: "
+           "paired difference after - before in points, * = McNemar p < 0.05):"]
+    for r in [head, *rows]:
+        out.append("  " + "  ".join(cell.rjust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1])
+    return out
 
 
 @app.command()

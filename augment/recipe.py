@@ -9,7 +9,9 @@ to gate the result. Validated with pydantic; every error names the file, the lin
     seed: 7
     target: {tags: [cafe_noise]}      # or {from_errors: errors.json, top: 2} (budget split by potential gain)
     pipeline: [{AddBackgroundNoise: {noise: sample_media/noise/cafe, snr_db: [0, 10]}}]
-    # or pipelines: {cafe_noise: [...], car_noise: [...]}   (one per target tag)
+    # or pipelines: {cafe_noise: [...], car_noise: [...]}   (one per target tag), where a tag may also say which
+    # sources it takes and how its items' tags change (merged over sources.where / added to the recipe's lists):
+    #   pipelines: {car_noise: {steps: [...], where: {tags_any: [clean]}, remove_tags: [clean, low_bandwidth]}}
     sources: {where: {split: train, tags_any: [clean]}}
     per_source: 1                     # copies per source item
     budget: 60                        # most new items in all (split across targets), or {tag: items}
@@ -17,7 +19,8 @@ to gate the result. Validated with pydantic; every error names the file, the lin
     remove_tags: [clean]
     set_label: {scratch: defect}      # when the transform changes the class (default: the source's label)
     curation: {...}                   # the gate config (curate.checks.gate)
-    evaluate: {baseline: {model: logreg}}
+    evaluate: {baseline: {model: logreg}}   # or {command: "python train.py --train {train_dir} --dev {dev_dir}
+                                      # --out {predictions}"} or {python: "package.module:function"}
     previous: replace                 # items this recipe made before with another pipeline/seed/label rule:
                                       # replace (drop them, the default) or keep (the new ones sit beside them)
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -58,18 +62,85 @@ class Sources(BaseModel):
     @field_validator("where")
     @classmethod
     def _train_only(cls, value):
-        split = value.get("split")
-        if split is not None and split != "train" and split != ["train"]:
-            raise ValueError("only train items may be sources (split must be train)")
-        for key in ("tags_any", "tags_none"):
-            if key in value and not isinstance(value[key], list):
-                raise ValueError(f"{key}: expected a list of tags")
+        return check_where(value)
+
+
+def check_where(value: dict[str, Any]) -> dict[str, Any]:
+    split = value.get("split")
+    if split is not None and split != "train" and split != ["train"]:
+        raise ValueError("only train items may be sources (split must be train)")
+    for key in ("tags_any", "tags_none"):
+        if key in value and not isinstance(value[key], list):
+            raise ValueError(f"{key}: expected a list of tags")
+    return value
+
+
+class TargetPipeline(BaseModel):
+    """One target tag's pipeline with its own source filter and tag rules (the mapping form of a pipelines entry)."""
+    model_config = ConfigDict(extra="forbid")
+    steps: list[dict[str, Any]]
+    where: dict[str, Any] = {}
+    add_tags: list[str] = []
+    remove_tags: list[str] = []
+
+    @field_validator("where")
+    @classmethod
+    def _train_only(cls, value):
+        return check_where(value)
+
+
+@dataclass(frozen=True)
+class TargetRule:
+    """What a target tag's new items are made from and how their tags change (recipe-wide rules included)."""
+    where: dict[str, Any]
+    add_tags: tuple[str, ...]
+    remove_tags: tuple[str, ...]
+
+
+class Baseline(BaseModel):
+    """The built-in baseline (curate.baseline): cheap features + a scikit-learn classifier."""
+    model_config = ConfigDict(extra="forbid")
+    model: Literal["logreg", "knn"] = "logreg"
+    features: str = "auto"            # auto (chosen by group-aware CV on the source) or a set of curate.features
+    seed: Optional[StrictInt] = Field(None, ge=0)   # default: the recipe's seed
+
+    @field_validator("features")
+    @classmethod
+    def _known(cls, value):
+        from curate.features import BASELINE_CANDIDATES
+
+        names = sorted({n for sets in BASELINE_CANDIDATES.values() for n in sets})
+        if value != "auto" and value not in names:
+            raise ValueError(f"unknown feature set {value!r} (auto, {', '.join(names)})")
         return value
 
 
 class Evaluate(BaseModel):
+    """Which model scores the change (exactly one of baseline, command, python; see augment.run.evaluate)."""
     model_config = ConfigDict(extra="forbid")
-    baseline: Optional[dict[str, Any]] = None
+    baseline: Optional[Baseline] = None
+    command: Optional[str] = None     # "python train.py --train {train_dir} --dev {dev_dir} --out {predictions}"
+    python: Optional[str] = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")   # "package.module:function"
+    split: str = "dev"                # the split both models predict
+    resamples: StrictInt = Field(2000, ge=100, le=100_000)   # paired-bootstrap resamples of the interval
+    timeout_s: Optional[float] = Field(None, gt=0)           # command: the longest one run may take
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, value):
+        from augment.run.evaluate import check_command
+
+        return check_command(value)
+
+    def model_post_init(self, _context: Any) -> None:
+        given = [k for k in ("baseline", "command", "python") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of baseline, command or python"
+                             + (f" (got {', '.join(given)})" if given else ""))
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("baseline", "command", "python") if getattr(self, k) is not None)
 
 
 class Recipe(BaseModel):
@@ -80,7 +151,7 @@ class Recipe(BaseModel):
     seed: StrictInt = Field(0, ge=0)
     target: Target
     pipeline: Optional[list[dict[str, Any]]] = None
-    pipelines: Optional[dict[str, list[dict[str, Any]]]] = None
+    pipelines: Optional[dict[str, Union[list[dict[str, Any]], TargetPipeline]]] = None
     sources: Sources = Sources()
     per_source: StrictInt = Field(1, ge=1, le=1000)
     budget: Optional[Union[StrictInt, dict[str, StrictInt]]] = None
@@ -106,8 +177,9 @@ class Recipe(BaseModel):
             raise ValueError("set_label: expected a non-empty label or {tag: label}")
         if isinstance(self.evaluate, str):
             if self.evaluate != "baseline":
-                raise ValueError("evaluate: expected 'baseline' or {baseline: {model: ...}}")
-            self.evaluate = Evaluate(baseline={})
+                raise ValueError("evaluate: expected 'baseline', {baseline: {model: ...}}, {command: ...} or "
+                                 "{python: module:function}")
+            self.evaluate = Evaluate(baseline=Baseline())
 
 
 class LoadedRecipe:
@@ -116,6 +188,15 @@ class LoadedRecipe:
     def __init__(self, recipe: Recipe, text: str, path: Path, pipelines: dict[str, Any], budgets: dict[str, int | None]):
         self.recipe, self.text, self.path = recipe, text, path
         self.pipelines, self.budgets = pipelines, budgets
+
+    def rule(self, tag: str) -> TargetRule:
+        """The target tag's source filter (its own `where` merged over sources.where) and tag rules."""
+        recipe = self.recipe
+        entry = (recipe.pipelines or {}).get(tag)
+        own = entry if isinstance(entry, TargetPipeline) else TargetPipeline(steps=[])
+        return TargetRule({**recipe.sources.where, **own.where},
+                          tuple(dict.fromkeys([*recipe.add_tags, *own.add_tags])),
+                          tuple(dict.fromkeys([*recipe.remove_tags, *own.remove_tags])))
 
     @property
     def sha256(self) -> str:
@@ -186,12 +267,16 @@ def parse_recipe(text: str, path: Path):
     return node, data
 
 
+_UNION_BRANCHES = {"Evaluate", "TargetPipeline", "str", "int"}  # pydantic names the Union member in an error's loc
+
+
 def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> LoadedRecipe:
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and (p.startswith("function-") or "[" in p
+                                                                           or p in _UNION_BRANCHES)))
         message = error["msg"].removeprefix("Value error, ")
         field = _dotted(loc) or "recipe"
         raise BadInput(f"{_where(path, _line(node, loc))} {field}: {message}") from None
@@ -207,7 +292,8 @@ def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
     from augment.core import Compose, ParameterError
 
     specs = {"*": ("pipeline", recipe.pipeline)} if recipe.pipeline is not None else \
-        {tag: (("pipelines", tag), steps) for tag, steps in recipe.pipelines.items()}
+        {tag: (("pipelines", tag, "steps"), steps.steps) if isinstance(steps, TargetPipeline) else
+         (("pipelines", tag), steps) for tag, steps in recipe.pipelines.items()}
     built = {}
     for tag, (base, steps) in specs.items():
         base = base if isinstance(base, tuple) else (base,)

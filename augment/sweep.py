@@ -3,14 +3,20 @@
     augment run recipe.yaml --sweep budget=0.25,0.5,1.0     # budget values <= 1 are fractions of the recipe's budget
     augment run recipe.yaml --sweep pipeline[0].AddBackgroundNoise.snr_db[1]=5,10,20
 
-For each candidate (from its paired evaluation, curate.checks.evaluation): weak-tag lift (the paired difference in
-dev accuracy on the items carrying any target tag, after - before) and clean cost (the paired difference of the
-WORST untargeted tag, each untargeted tag judged on its own, never pooled), each with its 95 % paired-bootstrap
-interval. `--pick best` (the default) takes the largest lift among candidates that pass the gate and whose
-cost is not significantly negative (interval reaching 0 or above); `--pick VALUE` takes that value. Only the chosen
-candidate becomes a version; the sweep (every candidate's figures) is recorded in its version.json. Candidates
-share per-item seeds, so a sweep is reproducible and smaller budgets reuse the larger ones' objects. A candidate
-that adds nothing is never picked by `best`; picking it explicitly writes nothing.
+Every candidate is scored by the recipe's `evaluate:` model (the baseline when the recipe names none), trained on
+the source once and on each candidate, on the same dev items (curate.checks.evaluation): every tag's paired
+difference with its 95 % interval and McNemar p; the weak-tag lift (over the items carrying any target tag); and
+the clean cost, the WORST untargeted tag's paired difference (each untargeted tag on its own, never pooled).
+
+`--pick best` (the default) takes the largest lift among the candidates that
+  - pass the gate and add something,
+  - have no untargeted tag significantly below zero (McNemar p < 0.05 with after < before), and
+  - (when an untargeted tag exists) cost at most `max_clean_cost` points on their worst untargeted tag
+    (`--max-clean-cost`, default 1 point);
+ties go to the smaller value. `--pick VALUE` takes that value. Only the chosen candidate becomes a version; every
+candidate's figures, per-tag differences and gate reasons are recorded in its version.json under "sweep" (or, when
+none qualifies, in the rejected run's version.json, all candidates with why each was passed over). Candidates
+share per-item seeds, so a sweep is reproducible and smaller budgets reuse the larger ones' objects.
 """
 from __future__ import annotations
 
@@ -96,17 +102,49 @@ def figures(evaluation: dict[str, Any], targets: list[str]) -> dict[str, Any]:
     return {"lift": figure(lift), "cost": figure(worst)}
 
 
+MAX_CLEAN_COST = 1.0  # points of accuracy on the worst untargeted tag that the default pick accepts
+
+
+def judge_candidate(value, plan, gate, evaluation, targets: list[str], max_clean_cost: float) -> dict[str, Any]:
+    """One candidate's row in the sweep record: figures, per-tag differences, gate reasons and why it is (not)
+    eligible for the default pick."""
+    from curate.checks.evaluation import rows
+
+    numbers = figures(evaluation, targets)
+    tags = {r["tag"]: {"difference": r["difference"], "low": r["low"], "high": r["high"], "p": r["mcnemar_p"],
+                       "n": r["n"], "targeted": bool(r.get("targeted"))} for r in rows(evaluation)}
+    drops = [t for t, r in tags.items() if t != "all" and not r["targeted"] and r["p"] is not None and r["p"] < 0.05
+             and (r["difference"] or 0) < 0]
+    cost = numbers["cost"]
+    reasons = []
+    if plan.up_to_date:
+        reasons.append("adds nothing")
+    if not gate.passed:
+        reasons.append("gate refused: " + "; ".join(f.message for f in gate.blocking))
+    if drops:
+        reasons.append(f"significant drop on untargeted {', '.join(drops)}")
+    if cost["tag"] is not None and -cost["value"] * 100 > max_clean_cost + 1e-9:
+        reasons.append(f"clean cost {100 * cost['value']:+.1f} pts on {cost['tag']} exceeds max_clean_cost "
+                       f"{max_clean_cost:g}")
+    return {"value": value, "items": len(plan.tasks), "gate_passed": gate.passed,
+            "gate_reasons": [f.message for f in gate.blocking], "lift": numbers["lift"], "cost": cost,
+            "tags": tags, "eligible": not reasons, "passed_over": reasons, "evaluation": evaluation}
+
+
 def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
-              seed: int | None = None, progress: Callable | None = None, command: str | None = None):
+              seed: int | None = None, progress: Callable | None = None, command: str | None = None,
+              max_clean_cost: float = MAX_CLEAN_COST):
     """Build, gate and evaluate one candidate per swept value with the run spine's stages; publish the picked one.
     Returns (RunResult, sweep record). A picked candidate that adds nothing writes nothing (status up-to-date)."""
     from augment.recipe import read_recipe, validate_recipe
-    from augment.run import RunResult, build, materialise, open_source
+    from augment.run import RunResult, build, evaluator_for, materialise, open_source
     from augment.run.commit import write
     from augment.run.execute import LocalExecutor
     from augment.run.gate import gate_config
     from augment.run.plan import make_plan
 
+    if not max_clean_cost >= 0:
+        raise BadInput(f"--max-clean-cost: expected points >= 0, got {max_clean_cost}")
     field, values = parse_sweep(sweep)
     path, text, node, data = read_recipe(path, seed)
     data.setdefault("evaluate", {"baseline": {}})
@@ -121,45 +159,46 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
     source = open_source(loaded[0].recipe, output)
     gate_config(loaded[0])  # a bad curation setting is refused before anything is made
     plans = [make_plan(recipe, source.start) for recipe in loaded]
+    empty = {"field": field, "values": values, "pick": pick, "max_clean_cost": max_clean_cost, "candidates": [],
+             "picked": None}
     if all(plan.up_to_date for plan in plans):  # every candidate adds nothing: build nothing, write nothing
         if source.folder is None:
             source.view.dataset.try_recover()
-        return RunResult("up-to-date", plans[0], version=source.view), {"field": field, "values": values,
-                                                                         "pick": pick, "candidates": [], "picked": None}
+        return RunResult("up-to-date", plans[0], version=source.view), empty
+    evaluator = evaluator_for(loaded[0], source, progress)  # the source is scored once, before anything is made
     dataset, source = materialise(source)
     view = source.view
     executor = executor or LocalExecutor()
     candidates, builds = [], []
     with dataset.lock():
         for value, recipe, plan in zip(values, loaded, plans):
-            candidate, gate, evaluation = build(recipe, plan, dataset, source, executor, progress)
-            numbers = figures(evaluation, list(recipe.budgets))
-            eligible = gate.passed and numbers["cost"]["high"] >= 0 and not plan.up_to_date
-            candidates.append({"value": value, "items": len(plan.tasks), "gate_passed": gate.passed,
-                               "lift": numbers["lift"], "cost": numbers["cost"], "eligible": eligible,
-                               "evaluation": evaluation})
+            candidate, gate, evaluation = build(recipe, plan, dataset, source, executor, progress, evaluator)
+            candidates.append(judge_candidate(value, plan, gate, evaluation, list(recipe.budgets), max_clean_cost))
             builds.append((recipe, plan, candidate, gate, evaluation))
         if pick == "best":
             eligible = [i for i, c in enumerate(candidates) if c["eligible"]]
             index = max(eligible, key=lambda i: (candidates[i]["lift"]["value"], -values[i])) if eligible else None
         else:
             index = values.index(float(pick))
-        record = {"field": field, "values": values, "pick": pick, "candidates": candidates,
-                  "picked": values[index] if index is not None else None}
+        record = {**empty, "candidates": candidates, "picked": values[index] if index is not None else None}
         recipe, plan, candidate, gate, evaluation = builds[-1 if index is None else index]
         if index is not None and plan.up_to_date:
             return RunResult("up-to-date", plan, gate, version=view, evaluation=evaluation), record
-        refused = gate if index is not None else _refusal(gate)
-        outcome = write(recipe, dataset, candidate, view, plan, refused, evaluation, command=command, sweep=record)
+        refused = gate if index is not None else _refusal(gate, candidates)
+        outcome = write(recipe, dataset, candidate, view, plan, refused, evaluation, command=command, sweep=record,
+                        logs=evaluator.logs)
     if outcome.status == "rejected":
-        return RunResult("rejected", plan, gate, rejected_dir=outcome.rejected_dir, evaluation=evaluation), record
+        return RunResult("rejected", plan, refused, rejected_dir=outcome.rejected_dir, evaluation=evaluation), record
     status = "committed" if outcome.status == "committed" else "up-to-date"
     return RunResult(status, plan, gate, version=outcome.version, evaluation=evaluation), record
 
 
-def _refusal(gate):
-    """No candidate qualifies: the last one's gate result plus the reason, so the evidence lands in rejected/."""
+def _refusal(gate, candidates: list[dict[str, Any]]):
+    """No candidate qualifies: the last one's gate result plus one finding naming why each was passed over, so the
+    evidence of every candidate lands in rejected/."""
     from curate.checks import Finding
 
-    return gate.add([Finding("sweep", "error", "no swept candidate passes the gate without a significant clean cost",
-                             relative=True)], "sweep")
+    why = "; ".join(f"{c['value']:g}: {', '.join(c['passed_over'])}" for c in candidates)
+    return gate.add([Finding("sweep", "error", f"no swept candidate qualifies ({why})", relative=True,
+                             items=[{"value": c["value"], "passed_over": c["passed_over"]} for c in candidates])],
+                    "sweep")

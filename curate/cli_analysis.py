@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from curate.cli import make_console, app
-from curate.console import progress
+from curate.console import progress, warn
 
 
 def _pct(value) -> str:
@@ -50,7 +50,8 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
 
 
 @app.command()
-def errors(predictions: Path = typer.Argument(..., help="CSV with id,label,prediction[,tags][,human_label][,p_*]."),
+def errors(predictions: Path = typer.Argument(..., help="Predictions CSV: id,prediction[,label][,tags][,human_label]"
+                                             "[,p_*] (see curate.predictions)."),
            dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset reference to take tags from."),
            hlp: Optional[Path] = typer.Option(None, "--hlp", help="Human-level performance per tag (CSV tag,hlp "
                                               "or YAML)."),
@@ -62,12 +63,16 @@ def errors(predictions: Path = typer.Argument(..., help="CSV with id,label,predi
     """Error analysis by tag: accuracy, HLP, gap, share of errors, potential gain, ranked; per-class metrics."""
     from rich.table import Table
 
-    from curate.errors import analyse, attach_tags, read_predictions, read_tag_values
+    from curate.errors import analyse, read_tag_values
+    from curate.predictions import read_predictions, tag_lists
     from curate.store import load_ref
 
-    frame = read_predictions(predictions)
     version = load_ref(dataset) if dataset else None
-    tags = attach_tags(frame, version, str(predictions))
+    frame = read_predictions(predictions, version)
+    if version is None and "tags" not in frame.columns:
+        warn("curate", f"{predictions} has no tags column and no --dataset was given: every item is untagged, so "
+             "no weak tag can be found (give --dataset DATASET to take the tags from it)")
+    tags = tag_lists(frame)
     report = analyse(frame, tags, read_tag_values(hlp, "hlp") if hlp else None,
                      read_tag_values(importance, "importance") if importance else None, source=str(predictions))
     if json_out:
@@ -101,7 +106,8 @@ def errors(predictions: Path = typer.Argument(..., help="CSV with id,label,predi
 
 
 @app.command()
-def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,prediction[,...]."),
+def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,prediction[,label][,...] (see "
+                                             "curate.predictions)."),
           by: str = typer.Option(..., "--by", help="Column(s) to slice by, comma-separated (prediction columns or "
                                  "dataset metadata; 'tags' splits per tag)."),
           dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset reference for metadata columns."),
@@ -110,20 +116,18 @@ def audit(predictions: Path = typer.Argument(..., help="CSV with id,label,predic
     """Accuracy per slice with Wilson 95 % intervals; flags slices significantly below overall accuracy."""
     from rich.table import Table
 
-    from curate.errors import attach_tags, audit as run_audit, read_predictions
+    from curate.errors import audit as run_audit
     from curate.exceptions import BadInput
+    from curate.predictions import read_predictions, tag_lists
     from curate.store import load_ref
 
-    frame = read_predictions(predictions)
     columns = [c.strip() for c in by.split(",") if c.strip()]
     version = load_ref(dataset) if dataset else None
+    frame = read_predictions(predictions, version)
     if "tags" in columns:
-        frame["tags"] = attach_tags(frame, version, str(predictions))
+        frame["tags"] = tag_lists(frame)
     if version is not None:
         meta = version.manifest.set_index("id")
-        missing = [i for i in frame["id"] if i not in meta.index]
-        if missing:
-            raise BadInput(f"{predictions}: id {missing[0]!r} is not in {version.ref} ({len(missing)} not found)")
         for column in columns:
             if column not in frame.columns and column in meta.columns:
                 frame[column] = [meta.at[i, column] for i in frame["id"]]

@@ -17,6 +17,11 @@ def fail(prog: str, message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def warn(prog: str, message: str) -> None:
+    """Print one warning line on stderr (the command goes on)."""
+    print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def _click_exceptions():
     """Typer's click exception classes, wherever this Typer keeps them (click itself, or its vendored copy)."""
     import typer

@@ -1,6 +1,7 @@
 """Error analysis by tag: where is the model weak, how far from human level, and what is worth fixing first.
 
-Input: a predictions table (id, label, prediction; optional tags, human_label, p_<class> columns).
+Input: a predictions table (the contract in curate.predictions: id, prediction, and label/tags from the table or
+the dataset; optional human_label and p_<class> columns).
 Output (schema "rubbersheet.errors", version 1; recipes read it to target weak tags):
     {"schema", "schema_version", "source",
      "overall": {n, accuracy, errors, hlp, gap_to_hlp, macro_f1, weighted_f1},
@@ -24,43 +25,6 @@ from curate.exceptions import BadInput
 
 SCHEMA = "rubbersheet.errors"
 SCHEMA_VERSION = 1
-REQUIRED = ("id", "label", "prediction")
-
-
-def read_predictions(path: str | Path):
-    """Load and check a predictions CSV; every problem is one BadInput line naming the file and column/row."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: predictions file does not exist")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise BadInput(f"{path}: empty file (expected a header with id,label,prediction)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    for column in REQUIRED:
-        if column not in frame.columns:
-            raise BadInput(f"{path}: missing required column '{column}' (found: {', '.join(frame.columns)})")
-    if frame.empty:
-        raise BadInput(f"{path}: no rows")
-    for column in REQUIRED:
-        empty = frame.index[frame[column].str.strip() == ""]
-        if len(empty):
-            raise BadInput(f"{path}:{empty[0] + 2}: {column} is empty")
-    duplicated = frame["id"][frame["id"].duplicated()]
-    if len(duplicated):
-        raise BadInput(f"{path}: duplicate id {duplicated.iloc[0]!r}")
-    for column in [c for c in frame.columns if c.startswith("p_")]:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame.index[values.isna() | (values < 0) | (values > 1)]
-        if len(bad):
-            raise BadInput(f"{path}:{bad[0] + 2}: column '{column}' is not a probability in [0, 1] "
-                           f"(got {frame[column].iloc[bad[0]]!r})")
-        frame[column] = values
-    return frame
 
 
 def read_tag_values(path: str | Path, what: str) -> dict[str, float]:
@@ -100,19 +64,6 @@ def _fraction(value: Any, where: str, allow_above_one: bool = False) -> float:
     if not math.isfinite(number) or number < 0 or (number > 1 and not allow_above_one):
         raise BadInput(f"{where}: {value!r} must be {'>= 0' if allow_above_one else 'in [0, 1] (or a percentage)'}")
     return number
-
-
-def attach_tags(frame, version=None, source: str = "predictions"):
-    """A list of tags per row: from the predictions' own `tags` column, else from the dataset by id."""
-    if "tags" in frame.columns:
-        return [[t.strip() for t in str(v).split(";") if t.strip()] for v in frame["tags"]]
-    if version is None:
-        return [[] for _ in range(len(frame))]
-    by_id = dict(zip(version.manifest["id"], version.manifest["tags"]))
-    missing = [i for i in frame["id"] if i not in by_id]
-    if missing:
-        raise BadInput(f"{source}: id {missing[0]!r} is not in {version.ref} ({len(missing)} id(s) not found)")
-    return [list(by_id[i]) for i in frame["id"]]
 
 
 def analyse(frame, tags: list[list[str]], hlp: dict[str, float] | None = None,

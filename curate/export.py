@@ -35,7 +35,7 @@ def folder_names(labels: list[str]) -> dict[str, str]:
     return names
 
 
-def _file_name(item_id: str, ext: str) -> str:
+def file_name(item_id: str, ext: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id.replace("/", "__")).strip("._") or "item"
     return name if name.lower().endswith("." + ext) else f"{name}.{ext}"
 
@@ -55,7 +55,7 @@ def export_version(version, to: str | os.PathLike) -> int:
         rows, used = [], set()
         for record in frame.to_dict("records"):
             split = record["split"] or "unsplit"
-            name = _file_name(record["id"], record["ext"])
+            name = file_name(record["id"], record["ext"])
             relative = f"{split}/{folders[record['label']]}/{name}"
             if relative.lower() in used:
                 stem = name.rsplit(".", 1)[0]

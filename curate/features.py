@@ -233,6 +233,8 @@ class _Pack:
 
 
 def _cache_dir(version, kind: str) -> Path | None:
+    if not getattr(version.dataset, "writable", True):  # a media folder not imported yet: never write into it
+        return None
     root = version.dataset.path / "cache" / "features" / kind
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -303,6 +305,21 @@ def metrics(version, ids: Sequence[str] | None = None, progress=None):
 
     values = _cached(version, f"metrics-v{METRICS_VERSION}", compute, ids, progress)
     return pd.DataFrame.from_dict(values, orient="index")
+
+
+def saturation(version, ids: Sequence[str] | None = None, progress=None) -> dict[str, float]:
+    """{item id: share of saturated samples}: audio |x| >= 0.999 (16 kHz mono), images pixels within 2 levels of 0
+    or 255 in every channel; NaN for unreadable media. Cached per object like the metrics."""
+    def compute(media, path):
+        try:
+            if media == "audio":
+                return float(np.mean(np.abs(_mono_16k(path)) >= 0.999))
+            image = _image(path)
+            return float(np.mean(np.all(image >= 253, axis=-1) | np.all(image <= 2, axis=-1)))
+        except (ValueError, OSError):
+            return float("nan")
+
+    return _cached(version, "metrics-saturation-v1", compute, ids, progress)
 
 
 # -- baseline features (curate.baseline chooses among these; the embeddings above stay as they are) ---------------

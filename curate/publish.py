@@ -44,10 +44,11 @@ def _in(dataset, view) -> bool:
 
 def publish(dataset, manifest, *, source, gate: GateResult | None, info: Mapping[str, Any], label: str,
             media: Mapping[str, Any] | None = None, force: bool = False, reports: bool = True,
-            evidence: Mapping[str, bytes] | None = None) -> Outcome:
+            evidence: Mapping[str, bytes] | None = None, logs: Mapping[str, bytes] | None = None) -> Outcome:
     """Write `manifest` as the next version of `dataset` (whose latest version is its lineage parent) when `gate`
     passes or `force`; otherwise leave the evidence (reports, gate.json, and the writer's `evidence` files such as
-    the recipe) in rejected/. `source` is the version the change was made from (what the gate compared with)."""
+    the recipe) in rejected/. `logs` (e.g. the evaluation model's output) are kept either way. `source` is the
+    version the change was made from (what the gate compared with)."""
     with dataset.lock():
         same = unchanged(dataset, manifest)
         if same is not None:
@@ -58,7 +59,7 @@ def publish(dataset, manifest, *, source, gate: GateResult | None, info: Mapping
             record["parent"] = source.name
         staged = dataset.stage(manifest, media, record, rejected=not passed and not force)
         try:
-            files: dict[str, bytes] = {}
+            files: dict[str, bytes] = dict(logs or {})
             if staged.rejected:
                 files |= dict(evidence or {})
                 files["gate.json"] = (json.dumps(gate.to_dict(), indent=2) + "\n").encode()

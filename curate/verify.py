@@ -159,3 +159,17 @@ def collect(dataset: "Dataset", dry_run: bool = False) -> tuple[list[tuple[Path,
             for path, _ in garbage:
                 path.unlink(missing_ok=True)
         return garbage, sum(size for _, size in garbage)
+
+
+def discard(dataset: "Dataset", objects) -> int:
+    """Remove the given (digest, ext) objects that no committed version references: what a run that failed after
+    making them leaves behind. The caller holds the writer lock. Returns how many were removed."""
+    wanted = {dataset.object_path(d, e) for d, e in objects}
+    for name in dataset.versions():
+        frame = dataset.load(name).manifest
+        wanted -= {dataset.object_path(d, e) for d, e in zip(frame["object"], frame["ext"])}
+        if not wanted:
+            return 0
+    for path in wanted:
+        path.unlink(missing_ok=True)
+    return len(wanted)

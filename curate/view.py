@@ -54,7 +54,10 @@ class MediaByManifest:
 
 
 class FolderObjects:
-    """Objects of a media folder that has not been imported: each digest maps to the file it was hashed from."""
+    """Objects of a media folder that has not been imported: each digest maps to the file it was hashed from. The
+    folder is the user's: nothing (no feature cache) is ever written into it."""
+
+    writable = False
 
     def __init__(self, path: Path, files: dict[tuple[str, str], Path]):
         self.path = path

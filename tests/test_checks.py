@@ -259,7 +259,7 @@ def test_cleanlab_label_issues_from_predictions(speech_dataset, tmp_path):
 def test_full_gate_result_shape(speech_dataset):
     version = curate.open(speech_dataset).load()
     result = run_gate(version, None)
-    assert result.passed is True and set(result.checks) == {"realism", "consistency", "splits", "ambiguity",
+    assert result.passed is True and set(result.checks) == {"realism", "consistency", "splits", "ambiguity", "change",
                                                              "leakage"}
     data = json.loads(json.dumps(result.to_dict()))
     assert all(set(f) == {"check", "severity", "status", "message", "items", "figures", "blocking"}
@@ -277,7 +277,7 @@ def test_a_significant_accuracy_drop_is_a_finding():
     tags = [["car_noise"]] * 50 + [["clean"]] * 100
     figures = evaluation.compare(before, after, tags, [f"g{i % 25}" for i in range(150)], ["car_noise"],
                                  split="dev", seed=1)
-    findings = evaluation.check(figures, ["car_noise"], section("evaluation"))
+    findings = evaluation.check(figures, ["car_noise"], section("evaluation", drop_severity="warning"))
     worse = [f for f in findings if f.severity == "warning"]
     assert [f.figures["tag"] for f in worse] == ["car_noise", "all"]
     assert "90.0% -> 50.0%" in worse[0].message and worse[0].figures["high"] < 0

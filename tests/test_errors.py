@@ -9,7 +9,8 @@ import pytest
 
 import curate
 from curate.baseline import _folds, run_baseline
-from curate.errors import analyse, attach_tags, audit, wilson_interval
+from curate.errors import analyse, audit, wilson_interval
+from curate.predictions import read_predictions, tag_lists
 
 from conftest import SAMPLE_MEDIA
 
@@ -91,12 +92,12 @@ def test_tags_come_from_the_dataset_when_not_in_predictions(speech_dataset, tmp_
     manifest = curate.open(speech_dataset).load().manifest
     rows = [{"id": i, "label": label, "prediction": label} for i, label in zip(manifest["id"][:30],
                                                                              manifest["label"][:30])]
-    frame = pd.read_csv(predictions_csv(tmp_path, rows), dtype=str)
-    tags = attach_tags(frame, curate.open(speech_dataset).load())
-    assert tags == [list(t) for t in manifest["tags"][:30]]
+    frame = read_predictions(predictions_csv(tmp_path, rows), curate.open(speech_dataset).load())
+    assert tag_lists(frame) == [list(t) for t in manifest["tags"][:30]]
     rows.append({"id": "nope.wav", "label": "one", "prediction": "one"})
-    result = curate_cli("errors", predictions_csv(tmp_path, rows, "bad.csv"), "--dataset", speech_dataset)
-    assert result.code == 2 and "id 'nope.wav' is not in" in result.err
+    bad = predictions_csv(tmp_path, rows, "bad.csv")
+    result = curate_cli("errors", bad, "--dataset", speech_dataset)
+    assert result.code == 2 and f"{bad}:32: id 'nope.wav' is not an item of" in result.err
 
 
 @pytest.mark.parametrize("content,message", [

@@ -106,10 +106,12 @@ def test_a_model_that_fixes_the_target_and_breaks_clean_gets_a_finding_naming_cl
 
     monkeypatch.setattr("curate.baseline.run_baseline", fake_baseline)
     source = SimpleNamespace(manifest=before[["id", "group"]])
-    from augment.run.gate import evaluate
+    from augment.recipe import Evaluate
+    from augment.run.evaluate import Evaluator
 
-    recipe = SimpleNamespace(evaluate=SimpleNamespace(baseline={"model": "logreg"}), seed=5)
-    result = evaluate(recipe, source, "candidate", ["car_noise"])
+    loaded = SimpleNamespace(recipe=SimpleNamespace(evaluate=Evaluate(baseline={"model": "logreg"}), seed=5),
+                             path="recipe.yaml")
+    result = Evaluator(loaded, source).compare("candidate", ["car_noise"])
     assert calls[1] == ("candidate", "logmel_stats")  # the after model keeps the features chosen before
     assert isinstance(result, evaluation.Evaluation) and result.seed == 5
     assert [r.tag for r in result.rows] == ["all", "car_noise", "clean"]
@@ -117,14 +119,20 @@ def test_a_model_that_fixes_the_target_and_breaks_clean_gets_a_finding_naming_cl
     assert (clean.before, clean.after, clean.n, clean.broken, clean.fixed) == (0.9, 0.5, 40, 16, 0)
     assert clean.high < 0 and clean.mcnemar_p < 0.05 and not clean.targeted
     findings = evaluation.check(result, ["car_noise"], section())
-    drops = [f for f in findings if f.severity == "warning"]
+    drops = [f for f in findings if f.severity == "error"]  # a significant untargeted drop blocks by default
     assert [f.subjects for f in drops] == [frozenset({"clean"})]
     assert drops[0].key == "evaluation.drop.clean" and drops[0].relative
     assert "clean (untargeted)" in drops[0].message and "90.0% -> 50.0%" in drops[0].message
     gains = [f for f in findings if f.severity == "info"]
     assert {f.figures["tag"] for f in gains} == {"car_noise"}
-    strict = evaluation.check(result.to_dict(), ["car_noise"], section(drop_severity="error"))
-    assert [f.figures["tag"] for f in strict if f.severity == "error"] == ["clean"]
+    lenient = evaluation.check(result.to_dict(), ["car_noise"], section(drop_severity="warning"))
+    assert [f.figures["tag"] for f in lenient if f.severity == "warning"] == ["clean"]
+    # a stated cost: 40 points on clean accepted -> a warning naming it; 39 not enough -> still blocks
+    accepted = evaluation.check(result, ["car_noise"], section(accept_cost={"clean": 40}))
+    (drop,) = [f for f in accepted if f.key == "evaluation.drop.clean"]
+    assert drop.severity == "warning" and "within the accepted cost of 40 pts" in drop.message
+    refused = evaluation.check(result, ["car_noise"], section(accept_cost={"clean": 39}))
+    assert [f.severity for f in refused if f.key == "evaluation.drop.clean"] == ["error"]
     # the stored form: JSON, round trip, and what sweeps read (cost = the worst untargeted tag, not a pool)
     stored = json.loads(json.dumps(result.to_dict()))
     assert evaluation.Evaluation.from_dict(stored) == result

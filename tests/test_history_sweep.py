@@ -31,7 +31,7 @@ def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_c
     for out in ("a", "b"):
         code, stdout, err = augment_cli("run", recipe, "--out", tmp_path / out, "--sweep", "budget=0.5,1.0")
         assert code == 0, err
-        assert "sweep of budget:" in stdout and "<- picked" in stdout
+        assert "sweep of budget (max clean cost 1 pts" in stdout and "<- picked" in stdout
         ds = curate.open(tmp_path / out)
         assert ds.versions() == ["v0001", "v0002"]  # the import, and exactly one candidate
         info = ds.load().info
@@ -48,6 +48,7 @@ def test_a_budget_sweep_commits_one_version_and_records_both(tmp_path, augment_c
         assert info["counts"]["origin"]["augmented"] == picked["items"]
         prints.append((sweep["picked"], info["fingerprint"]))
     assert prints[0] == prints[1]  # same sweep twice: same pick, same bytes
+    assert not (SAMPLE_MEDIA / "speech" / "cache").exists()  # the source is scored first; its folder stays as it is
 
 
 def test_pick_a_value_and_bad_sweeps(tmp_path, augment_cli):

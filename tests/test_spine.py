@@ -253,7 +253,7 @@ def test_a_review_applied_twice_is_reported_not_failed(speech_copy, tmp_path, cu
 @pytest.mark.parametrize("old,new,message", [
     ("budget: {budget}", "budget: true", "budget"), ("seed: 5", "seed: true", "seed"),
     ("  - AddBackgroundNoise:\n      noise: {noise}\n      snr_db: [0, 10]\n  - Gain:\n      gain_db: [-3, 3]",
-     "  - Albumentations: {{name: HorizontalFlip}}", "takes image, but the sources are audio")])
+     "  - Albumentations: {{name: HorizontalFlip}}", "the pipeline for cafe_noise takes image, but its sources are audio")])
 def test_recipe_values_are_not_coerced(speech_dataset, tmp_path, augment_cli, old, new, message):
     from test_runner import NOISE_RECIPE
 

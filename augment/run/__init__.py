@@ -126,17 +126,38 @@ def materialise(source: Source) -> tuple[Any, Source]:
     return open_dataset(source.output, create=True), source
 
 
-def build(loaded, plan: Plan, dataset, source: Source, executor, progress: Callable | None = None):
-    """Execute the plan and judge the result against the source: (candidate view, GateResult, evaluation)."""
+def evaluator_for(loaded, source: Source, progress: Callable | None = None):
+    """The recipe's evaluation model with the source already scored (None when the recipe does not evaluate).
+    Scoring the source first means a broken model (a failing command) stops the run before anything is made."""
+    if not loaded.recipe.evaluate:
+        return None
+    from augment.run.evaluate import Evaluator
+
+    evaluator = Evaluator(loaded, source.view, progress)
+    evaluator.before()
+    return evaluator
+
+
+def build(loaded, plan: Plan, dataset, source: Source, executor, progress: Callable | None = None,
+          evaluator=None):
+    """Execute the plan and judge the result against the source: (candidate view, GateResult, evaluation). When
+    the evaluation of the candidate fails, the objects this run made (and no version references) are removed."""
     from augment.run.execute import execute
     from augment.run.gate import judge
     from augment.run.plan import candidate_manifest
+    from curate.verify import discard
     from curate.view import MemoryView
 
     rows = execute(plan, loaded, source.start, dataset, executor, progress)
     candidate = MemoryView(dataset, candidate_manifest(source.start.manifest, plan, rows),
                            name=f"candidate-{loaded.recipe.name}", info={"source": {"targets": loaded.budgets}})
-    gate, evaluation = judge(loaded, candidate, source.view, progress)
+    if evaluator is not None:
+        evaluator.rebase(source.view)
+    try:
+        gate, evaluation = judge(loaded, candidate, source.view, progress, evaluator)
+    except BadInput:
+        discard(dataset, [(r["object"], r["ext"]) for r in rows])
+        raise
     return candidate, gate, evaluation
 
 
@@ -157,12 +178,13 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
         if source.folder is None:
             source.view.dataset.try_recover()
         return RunResult("up-to-date", plan, version=source.view if source.folder is None else None)
+    evaluator = evaluator_for(loaded, source, progress)
     dataset, source = materialise(source)
     with dataset.lock():
         candidate, gate, evaluation = build(loaded, plan, dataset, source, executor or LocalExecutor(workers),
-                                            progress)
+                                            progress, evaluator)
         outcome = write(loaded, dataset, candidate, source.view, plan, gate, evaluation, force=force,
-                        command=command)
+                        command=command, logs=evaluator.logs if evaluator else None)
     if outcome.status == "rejected":
         return RunResult("rejected", plan, gate, rejected_dir=outcome.rejected_dir, evaluation=evaluation)
     return RunResult("committed" if outcome.status == "committed" else "up-to-date", plan, gate,

@@ -21,8 +21,11 @@ def record(loaded, source, plan, evaluation: dict[str, Any] | None, command: str
 
 
 def write(loaded, dataset, candidate, source, plan, gate, evaluation, *, force: bool = False,
-          command: str | None = None, sweep: dict[str, Any] | None = None) -> Outcome:
+          command: str | None = None, sweep: dict[str, Any] | None = None,
+          logs: dict[str, bytes] | None = None) -> Outcome:
+    """`logs`: the evaluation model's output (evaluation-before.log, evaluation-after.log), kept with the version."""
     evidence = {"recipe.yaml": loaded.text.encode("utf-8"),
-                "plan.json": (json.dumps(plan.summary(), indent=2) + "\n").encode()}
+                "plan.json": (json.dumps(plan.summary(), indent=2) + "\n").encode(), **(logs or {})}
     return publish(dataset, candidate.manifest, source=source, gate=gate, label=loaded.recipe.name, force=force,
-                   info=record(loaded, source, plan, evaluation, command, sweep), evidence=evidence)
+                   info=record(loaded, source, plan, evaluation, command, sweep), evidence=evidence,
+                   logs=logs)

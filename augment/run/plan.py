@@ -148,8 +148,9 @@ def augmented_id(recipe: str, tag: str, source_id: str, copy: int, ext: str, key
     return f"augmented/{recipe}/{tag}/{stem}-{copy}-{key}.{ext}"
 
 
-def new_label_and_tags(recipe, tag: str, source_label: str, source_tags) -> tuple[str, tuple[str, ...]]:
-    tags = (set(source_tags) - set(recipe.remove_tags)) | {tag} | set(recipe.add_tags)
+def new_label_and_tags(recipe, rule, tag: str, source_label: str, source_tags) -> tuple[str, tuple[str, ...]]:
+    """tags = source tags - remove_tags + target tag + add_tags (the recipe's and the target's own rules)."""
+    tags = (set(source_tags) - set(rule.remove_tags)) | {tag} | set(rule.add_tags)
     label = recipe.set_label.get(tag) if isinstance(recipe.set_label, dict) else recipe.set_label
     return label or source_label, tuple(sorted(tags))
 
@@ -158,27 +159,27 @@ def make_plan(loaded, source) -> Plan:
     """The Plan for a loaded recipe on `source` (a DatasetView: the version, or media folder, the recipe reads)."""
     recipe = loaded.recipe
     manifest = source.manifest
-    sources = select_sources(manifest, recipe.sources.where)
-    if sources.empty:
-        raise BadInput(f"{loaded.path}: sources: no real train item of {source.ref} matches "
-                       f"where {recipe.sources.where or '{}'}; nothing to augment")
-    kinds = sorted(set(sources["media"]))
-    for tag, pipeline in loaded.pipelines.items():
-        wanted_media = pipeline.pipeline_media()
-        if wanted_media != "any" and kinds != [wanted_media]:
-            raise BadInput(f"{loaded.path}: the pipeline{'' if tag == '*' else ' for ' + tag} takes {wanted_media}, "
-                           f"but the sources are {', '.join(kinds)}")
     existing_ids = set(manifest["id"]) | reviewed_out(source)
     tasks, per_tag, wanted, existing = [], {}, set(), 0
     for tag, budget in loaded.budgets.items():
-        pipeline = (loaded.pipelines.get(tag) or loaded.pipelines["*"]).to_dict()
+        rule = loaded.rule(tag)
+        sources = select_sources(manifest, rule.where)
+        if sources.empty:
+            raise BadInput(f"{loaded.path}: sources for {tag}: no real train item of {source.ref} matches "
+                           f"where {rule.where or '{}'}; nothing to augment")
+        compose = loaded.pipelines.get(tag) or loaded.pipelines["*"]
+        kinds, wanted_media = sorted(set(sources["media"])), compose.pipeline_media()
+        if wanted_media != "any" and kinds != [wanted_media]:
+            raise BadInput(f"{loaded.path}: the pipeline for {tag} takes {wanted_media}, "
+                           f"but its sources are {', '.join(kinds)}")
+        pipeline = compose.to_dict()
         spec = json.dumps([pipeline, files_digest(pipeline)], sort_keys=True)
         pairs = [(row, copy) for row in sources.itertuples(index=False) for copy in range(recipe.per_source)]
         if budget is not None and len(pairs) > budget:
             pairs = _stratified_subset(pairs, budget, recipe.seed, tag)
         planned = already = 0
         for row, copy in pairs:
-            label, tags = new_label_and_tags(recipe, tag, row.label, row.tags)
+            label, tags = new_label_and_tags(recipe, rule, tag, row.label, row.tags)
             key = content_key(spec, recipe.seed, row.object, copy, tag, label, tags)
             item = augmented_id(recipe.name, tag, row.id, copy, output_ext(row.media, row.ext), key)
             wanted.add(item)

@@ -45,9 +45,9 @@ def confusable_pairs(view, config) -> dict[tuple[str, str], float]:
 
 
 def _pairs_from_predictions(view, config) -> dict[tuple[str, str], float]:
-    from curate.errors import read_predictions
+    from curate.predictions import read_predictions
 
-    predictions = read_predictions(config.predictions)
+    predictions = read_predictions(config.predictions, view, where=str(config.predictions), unknown="drop")
     totals = Counter(predictions["label"])
     confused = Counter((l, p) for l, p in zip(predictions["label"], predictions["prediction"]) if l != p)
     pairs: dict[tuple[str, str], float] = {}

@@ -39,7 +39,7 @@ def check(candidate, source, config) -> list[Finding]:
         findings += _agreement(frame, config)
     findings += _conventions(frame)
     if config.predictions:
-        findings += _label_issues(frame, config)
+        findings += _label_issues(candidate, config)
     if not findings:
         findings.append(Finding(CHECK, "info", "labels are consistent: no conflicting duplicates, one convention",
                                 figures={"items": len(frame)}))
@@ -137,12 +137,13 @@ def _conventions(frame) -> list[Finding]:
     return findings
 
 
-def _label_issues(frame, config) -> list[Finding]:
+def _label_issues(view, config) -> list[Finding]:
     from cleanlab.filter import find_label_issues
 
-    from curate.errors import read_predictions
+    from curate.predictions import read_predictions
 
-    predictions = read_predictions(config.predictions)
+    frame = view.manifest
+    predictions = read_predictions(config.predictions, view, where=str(config.predictions), unknown="drop")
     prob_columns = [c for c in predictions.columns if c.startswith("p_")]
     if not prob_columns:
         return [Finding(CHECK, "info", f"{config.predictions}: no p_<class> columns; model-based label issues skipped")]

@@ -19,7 +19,9 @@ PAIRED. For "all" and for every tag present in dev, on its own (nothing is poole
   targeted             whether the recipe aimed at the tag
 
 The verdict is McNemar's: a tag (targeted or not) or "all" with p < 0.05 and after < before is a finding of
-`drop_severity` (curate.checks.gate, default warning); a significant gain is info. `lift` is the same paired figure
+`drop_severity` (curate.checks.gate, default error: it blocks), unless the recipe accepts that cost
+(`curation.evaluation.accept_cost: {tag: points}`: a drop of at most that many points is a warning); a
+significant gain is info. `lift` is the same paired figure
 over the items carrying any target tag (what sweeps rank on).
 
 The result is an `Evaluation` (frozen); `to_dict()` is what version.json stores under "evaluation" and what the
@@ -255,7 +257,13 @@ def check(evaluation: Evaluation | dict[str, Any] | None, targets: list[str], co
             continue
         text = describe(row, data.get("split", "dev"))
         if row["after"] < row["before"]:
-            findings.append(Finding(CHECK, config.drop_severity, f"significantly worse on {text}", figures=row,
+            accepted = getattr(config, "accept_cost", {}).get(row["tag"])
+            lost = 100 * (row["before"] - row["after"])
+            if accepted is not None and lost <= accepted + 1e-9:
+                severity, note = "warning", f" (within the accepted cost of {accepted:g} pts)"
+            else:
+                severity, note = config.drop_severity, ""
+            findings.append(Finding(CHECK, severity, f"significantly worse on {text}{note}", figures=row,
                                     relative=True, key=f"evaluation.drop.{row['tag']}",
                                     subjects=frozenset({row["tag"]}), measure=-row["difference"]))
         else:

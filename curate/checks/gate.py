@@ -2,22 +2,28 @@
 
 Config (YAML file for `curate check --config`, or the recipe's `curation:` block); every key is optional:
 
-    checks: [realism, consistency, splits, ambiguity, leakage]   # which checks run (default: all)
+    checks: [realism, consistency, splits, ambiguity, leakage, change]   # which checks run (default: all)
     block_on: error            # error | warning: the severities that stop the write
     block_on_inherited: false  # true: findings the source version already had block too (strict mode)
     predictions: preds.csv     # optional model predictions (consistency: cleanlab label issues; ambiguity: pairs)
     max_items: 50              # items listed per finding
     realism:     {target_tags: [], min_reference: 10, envelope_margin: 0.25, envelope_max_share: 0.1,
-                  auc_warn: 0.85, neighbours: 5, label_kept_max_drop: 0.25}
+                  auc_warn: 0.85, neighbours: 5, label_kept_max_drop: 0.25, label_kept_alpha: 0.01}
+                 # label kept: a drop above label_kept_max_drop with Fisher p < label_kept_alpha blocks
     consistency: {exact_duplicate_severity: error, near_duplicate_ratio: 0.25, min_agreement: 0.6, min_kappa: 0.4}
     splits:      {min_per_label: 2, max_prevalence_deviation: 0.1}
     ambiguity:   {max_prior_shift: 0.2, min_neighbour_share: 0.1, min_confusion: 0.1}
-    leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25}
+    leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25, derived_copies: true}
+    change:      {noop_db: 50, noop_pixel: 1, max_noop_share: 0.05, saturation_margin: 0.02,
+                  max_saturated_share: 0.05, max_prior_ratio: 2.0}
+                 # what the new items add: no-op copies, saturation, class flooding (curate.checks.change)
                  # near_duplicate_ratio (both sections, same default): two different objects are near-duplicates
                  # when their distance is <= this x the dataset's typical nearest-neighbour distance (that threshold
                  # clamped to [0.03, 0.35] in unit-vector distance); see curate.checks.similarity for the calibration
-    evaluation:  {drop_severity: warning}   # when a recipe evaluates: a significant paired accuracy drop
-                                            # (McNemar) on any dev tag is a finding of this severity
+    evaluation:  {drop_severity: error, accept_cost: {}}
+                 # when a recipe evaluates: a significant paired accuracy drop (McNemar p < 0.05) on any dev tag is
+                 # a finding of drop_severity (it blocks by default); accept_cost {tag: points} states a cost the
+                 # recipe accepts: a drop of at most that many points on that tag is a warning instead
 
 Result: a typed curate.checks.GateResult (findings marked new or inherited, per-check status, verdict); by default
 only NEW findings can block: what the source version already had is reported as a known issue of the source.
@@ -29,12 +35,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.checks import Finding, GateResult
 from curate.exceptions import BadInput
 
-CHECK_NAMES = ("realism", "consistency", "splits", "ambiguity", "leakage")
+CHECK_NAMES = ("realism", "consistency", "splits", "ambiguity", "leakage", "change")
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 MAX_LISTED = 50
 
@@ -53,6 +59,7 @@ class RealismConfig(_Section):
     auc_warn: float = Field(0.85, ge=0.5, le=1)
     neighbours: int = Field(5, ge=1)
     label_kept_max_drop: float = Field(0.25, ge=0, le=1)
+    label_kept_alpha: float = Field(0.01, gt=0, lt=1)
 
 
 class ConsistencyConfig(_Section):
@@ -75,16 +82,35 @@ class AmbiguityConfig(_Section):
 
 class LeakageConfig(_Section):
     near_duplicates: bool = True
+    derived_copies: bool = True
     near_duplicate_ratio: float = Field(0.25, gt=0, le=1)
 
 
+class ChangeConfig(_Section):
+    noop_db: float = Field(50.0, gt=0)
+    noop_pixel: int = Field(1, ge=0, le=255)
+    max_noop_share: float = Field(0.05, ge=0, le=1)
+    saturation_margin: float = Field(0.02, ge=0, le=1)
+    max_saturated_share: float = Field(0.05, ge=0, le=1)
+    max_prior_ratio: float = Field(2.0, gt=1)
+
+
 class EvaluationConfig(_Section):
-    drop_severity: Literal["info", "warning", "error"] = "warning"
+    drop_severity: Literal["info", "warning", "error"] = "error"
+    accept_cost: dict[str, float] = {}   # {tag: points}: a significant drop of at most this many points is accepted
+
+    @field_validator("accept_cost")
+    @classmethod
+    def _points(cls, value):
+        bad = [t for t, v in value.items() if not (isinstance(v, (int, float)) and 0 <= v <= 100)]
+        if bad:
+            raise ValueError(f"accept_cost.{bad[0]}: expected points of accuracy in [0, 100]")
+        return value
 
 
 class GateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    checks: list[Literal["realism", "consistency", "splits", "ambiguity", "leakage"]] = list(CHECK_NAMES)
+    checks: list[Literal["realism", "consistency", "splits", "ambiguity", "leakage", "change"]] = list(CHECK_NAMES)
     block_on: Literal["error", "warning"] = "error"
     block_on_inherited: bool = False
     predictions: Optional[str] = None
@@ -94,6 +120,7 @@ class GateConfig(BaseModel):
     splits: SplitsConfig = SplitsConfig()
     ambiguity: AmbiguityConfig = AmbiguityConfig()
     leakage: LeakageConfig = LeakageConfig()
+    change: ChangeConfig = ChangeConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
     def section(self, name: str) -> _Section:
@@ -134,12 +161,12 @@ def load_config(path: str | Path | None) -> GateConfig:
 def run_gate(candidate, source, config: GateConfig | dict | None = None, progress=None) -> GateResult:
     """Run the configured checks on `candidate` against `source` (the version the change was made from; None for a
     first import) and mark every finding new or inherited (see curate.checks)."""
-    from curate.checks import ambiguity, consistency, leakage, realism, splits
+    from curate.checks import ambiguity, change, consistency, leakage, realism, splits
 
     if not isinstance(config, GateConfig):
         config = parse_config(config)
     modules = {"realism": realism, "consistency": consistency, "splits": splits, "ambiguity": ambiguity,
-               "leakage": leakage}
+               "leakage": leakage, "change": change}
     blocking = ("error",) if config.block_on == "error" else ("error", "warning")
     result = GateResult((), blocking, (), {}, config.block_on_inherited)
     for name in (progress(config.checks, "checks") if progress else config.checks):

@@ -1,0 +1,96 @@
+"""The change check: no-op copies, saturation and class flooding block; realistic augmentation passes."""
+from __future__ import annotations
+
+import pytest
+
+import curate
+
+from conftest import SAMPLE_MEDIA
+from test_runner import recipe_file
+
+SPEECH = """\
+name: harm
+dataset: {dataset}
+seed: 4
+target: {{tags: [cafe_noise]}}
+pipeline:
+  - {step}
+sources:
+  where: {{split: train{where}}}
+per_source: {per_source}
+budget: {budget}
+"""
+
+
+def speech_recipe(tmp_path, dataset, step, where="", per_source=1, budget=30):
+    path = tmp_path / "harm.yaml"
+    path.write_text(SPEECH.format(dataset=dataset, step=step, where=where, per_source=per_source, budget=budget))
+    return path
+
+
+def blocking_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("ERROR")]
+
+
+def test_copies_that_change_nothing_are_refused(speech_copy, tmp_path, augment_cli):
+    recipe = speech_recipe(tmp_path, speech_copy, "Gain: {gain_db: [0.001, 0.002]}", where=", label: one",
+                           budget=15)
+    code, out, err = augment_cli("run", recipe)
+    assert code == 1, err
+    (line,) = [l for l in blocking_lines(out) if "copies that change nothing" in l]
+    assert "15 of 15 new item(s) (100%) are copies that change nothing (15 perceptually identical to its source" \
+        in line
+    assert not [l for l in blocking_lines(out) if "floods" in l]  # 10% -> 18%: within the factor 2
+    assert curate.open(speech_copy).versions() == ["v0001"]
+
+
+def test_saturated_output_is_refused_whatever_the_step_says(speech_copy, tmp_path, augment_cli):
+    recipe = speech_recipe(tmp_path, speech_copy, "Gain: {gain_db: [30, 40], on_clip: allow}")
+    code, out, err = augment_cli("run", recipe)
+    assert code == 1, err
+    lines = [l for l in blocking_lines(out) if "clipped samples" in l]
+    assert len(lines) == 1
+    assert "30 of 30 new audio item(s) (100%) have more clipped samples than any real item" in lines[0]
+
+
+def test_flooding_one_class_is_refused(speech_copy, tmp_path, augment_cli):
+    recipe = speech_recipe(tmp_path, speech_copy, "AddBackgroundNoise: {noise: " + str(SAMPLE_MEDIA / "noise" / "cafe")
+                           + ", snr_db: [5, 15]}", where=", label: one", per_source=4, budget=60)
+    code, out, err = augment_cli("run", recipe)
+    assert code == 1, err
+    (line,) = [l for l in blocking_lines(out) if "floods the train split" in l]
+    assert "'one' 10.0% -> 35.7%" in line
+
+
+def test_realistic_noise_adds_information_and_passes(speech_copy, tmp_path, augment_cli):
+    code, out, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=30))
+    assert code == 0, err
+    assert "INFO    change: the 30 new item(s) all differ from their sources" in out
+
+
+@pytest.mark.parametrize("step,blocked", [
+    ("Albumentations: {name: HorizontalFlip, p: 0.0}", "copies that change nothing"),
+    ("Albumentations: {name: RandomGamma, gamma_limit: [2000, 3000], p: 1.0}", "blown-out or crushed pixels"),
+    ("Albumentations: {name: GaussNoise, std_range: [0.02, 0.05]}", None),
+])
+def test_image_changes(tmp_path, augment_cli, step, blocked):
+    recipe = tmp_path / "img.yaml"
+    recipe.write_text(f"""\
+name: img
+dataset: {SAMPLE_MEDIA / 'inspection'}
+output: {tmp_path / 'ds'}
+seed: 2
+target: {{tags: [photometric]}}
+pipeline:
+  - {step}
+sources:
+  where: {{}}
+per_source: 1
+budget: 24
+""")
+    code, out, err = augment_cli("run", recipe)
+    change = [l for l in out.splitlines() if "change:" in l]
+    if blocked is None:
+        assert code == 0 and change and change[0].startswith("INFO"), out + err
+    else:
+        assert code == 1 and any(blocked in l for l in blocking_lines(out)), out + err
