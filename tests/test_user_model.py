@@ -44,6 +44,9 @@ def test_a_command_model_scores_the_change_end_to_end(speech_copy, tmp_path, aug
         log = (version.path / f"evaluation-{role}.log").read_text()
         assert "# exit code: 0" in log and "predicted 50" in log
     assert "evaluation (python" in out and "cafe_noise (targeted)" in out
+    html = (version.path / "report.html").read_text()
+    assert "Evaluation: python train_sklearn.py, dev accuracy" in html and "predicted 50" in html
+    assert set(evaluation["details"]["output"]) == {"before", "after"}
 
 
 def test_a_failing_command_fails_the_run_with_its_last_lines_and_writes_nothing(speech_copy, tmp_path, augment_cli):

@@ -42,7 +42,8 @@ from typing import Any, Callable
 from curate.exceptions import BadInput
 
 PLACEHOLDERS = ("train_dir", "dev_dir", "predictions", "workdir", "seed")
-TAIL_LINES = 8
+TAIL_LINES = 8     # of a failing command's output, in its one-line error
+REPORT_LINES = 40  # of each run's output, in the report
 
 
 class EvaluationFailed(BadInput):
@@ -109,6 +110,9 @@ class Evaluator:
             details |= {"features": self._features, "feature_selection": before.attrs.get("selection")}
         else:
             details[self.spec.kind] = getattr(self.spec, self.spec.kind)
+        logs = {role: self.logs.get(f"evaluation-{role}.log") for role in ("before", "after")}
+        if any(logs.values()):  # the model's own words, for the report (the whole logs stay with the version)
+            details["output"] = {role: _last(log, REPORT_LINES) for role, log in logs.items() if log}
         return compare_predictions(before, after, targets, split=self.spec.split, model=self.model,
                                    seed=self._seed(), resamples=self.spec.resamples, groups=groups,
                                    details=details)
@@ -252,6 +256,10 @@ def _tail(output: bytes | str | None) -> str:
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else (output or "")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()][-TAIL_LINES:]
     return f"; last lines: {' | '.join(lines)}" if lines else ""
+
+
+def _last(log: bytes, lines: int) -> str:
+    return "\n".join(log.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _log(argv, stdout, stderr, code, seconds: float) -> bytes:

@@ -1,9 +1,7 @@
 """Leakage: nothing seen in training may reappear in dev/test.
 
 Errors: the same object, or a near-duplicate (same thresholds as the consistency check), in train and in dev/test;
-a dev/test item that is a derived copy of a train item (noise-mixed, gain-changed, resampled, shifted, rotated,
-brightness-changed: curate.checks.derived); augmented items outside train; a group (speaker, source item and its
-copies) spanning several splits.
+augmented items outside train; a group (speaker, source item and its copies) spanning several splits.
 """
 from __future__ import annotations
 
@@ -12,7 +10,7 @@ from collections import defaultdict
 from curate.checks import Finding
 import numpy as np
 
-from curate.checks.similarity import codes, near_duplicates, media_kind
+from curate.checks.similarity import codes, near_duplicates
 
 CHECK = "leakage"
 
@@ -49,11 +47,6 @@ def check(candidate, source, config) -> list[Finding]:
                                     f"dev/test ({found.rule()}; score = distance / typical)", items=listed,
                                     figures={"pairs": int(across.sum()), **found.figures()},
                                     key="leakage.near_duplicates", subjects=pairs))
-    if config.derived_copies and any(s is not None for s in split.values()):
-        reported = set()
-        for f in findings:
-            reported |= {frozenset(p.split("|")) for p in f.subjects if "|" in p}
-        findings += _derived(candidate, split, reported, config)
     has_splits = any(s is not None for s in split.values())
     outside = [{"id": i, "split": s} for i, s, o in zip(frame["id"], frame["split"], frame["origin"])
                if o == "augmented" and s != "train" and has_splits]
@@ -76,32 +69,3 @@ def check(candidate, source, config) -> list[Finding]:
     if not findings:
         findings.append(Finding(CHECK, "info", "no leakage between splits", figures={"items": len(frame)}))
     return findings
-
-
-def _derived(candidate, split: dict, reported: set, config) -> list[Finding]:
-    from curate.checks.derived import CEILING, find
-
-    frame = candidate.manifest
-    media = media_kind(candidate)
-    if media not in ("audio", "image"):
-        return []
-    train = sorted(i for i, s in split.items() if s == "train")
-    queries = sorted(i for i, s in split.items() if s is not None and s != "train")
-    if not train or not queries:
-        return []
-    found = find(candidate, media, queries, train, dict(zip(frame["id"], frame["group"])))
-    if found.threshold > CEILING:
-        return [Finding(CHECK, "info", f"derived copies: inconclusive on this data (distinct train items already "
-                        f"correlate up to {found.null_max:.3f}, as closely as copies would)",
-                        figures={"null_max": found.null_max})]
-    pairs = [(q, t, v) for q, t, v in found.pairs if frozenset((q, t)) not in reported]
-    if not pairs:
-        return []
-    listed = [{"a": t, "b": q, "splits": [split[t], split[q]], "score": v} for q, t, v in pairs[: config.max_items]]
-    null = f"; distinct items reach {found.null_max:.2f}" if found.null_max is not None else ""
-    return [Finding(CHECK, "error", f"{len(pairs)} dev/test item(s) are derived copies of train items (a signal-level "
-                    f"match: correlation >= {found.threshold:.2f}{null}): noise-mixed, gain-changed, resampled, "
-                    "shifted or rotated copies leak what the model trained on", items=listed,
-                    figures={"pairs": len(pairs), "threshold": found.threshold, "null_max": found.null_max,
-                             "checked": found.checked}, key="leakage.derived",
-                    subjects=frozenset("|".join(sorted((q, t))) for q, t, _ in pairs))]
