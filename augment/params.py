@@ -176,6 +176,8 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
                  integer: bool = False) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ParameterError(name, f"expected a number, got {value!r}")
+    if isinstance(value, int) and abs(value) > 2 ** 63:  # beyond any float's exact range and any documented bound
+        raise ParameterError(name, f"{str(value)[:20]}... ({len(str(value))} digits) is out of range")
     if not math.isfinite(value):
         raise ParameterError(name, f"must be finite, got {value!r}")
     if integer and value != int(value):  # 2.5 is not a count; 8000.0 is

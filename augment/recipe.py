@@ -1,7 +1,7 @@
 """Recipes: YAML that says which weak tags to target, with which transforms, from which sources, how much, and how
 to gate the result. Validated with pydantic; every error names the file, the line and the field:
 
-    recipes/x.yaml:12 pipeline[1].AddBackgroundNoise.snr_db: expected [low, high] with low <= high, got [20, 5]
+    recipes/x.yaml:12: pipeline[1].AddBackgroundNoise.snr_db: expected [low, high] with low <= high, got [20, 5]
 
     name: speech_cafe_noise
     dataset: sample_media/speech      # a dataset reference, or a media folder with labels.csv (imported first)
@@ -37,6 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from curate.exceptions import BadInput
 
+MAX_BUDGET = 10_000_000   # new items per recipe run: beyond it a typo, not a plan
+
+
 class Target(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tags: Optional[list[str]] = None
@@ -66,12 +69,19 @@ class Sources(BaseModel):
 
 
 def check_where(value: dict[str, Any]) -> dict[str, Any]:
+    """`where` filters: a column (or label, origin) -> a value or a list of values; tags_any/tags_none -> a list of
+    tags; split may only be train."""
     split = value.get("split")
     if split is not None and split != "train" and split != ["train"]:
         raise ValueError("only train items may be sources (split must be train)")
-    for key in ("tags_any", "tags_none"):
-        if key in value and not isinstance(value[key], list):
-            raise ValueError(f"{key}: expected a list of tags")
+    for key, wanted in value.items():
+        if key in ("tags_any", "tags_none"):
+            if not isinstance(wanted, list) or not all(isinstance(t, str) and t for t in wanted):
+                raise ValueError(f"{key}: expected a list of tags, got {wanted!r}")
+            continue
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise ValueError(f"{key}: expected a value or a list of values, got {wanted!r}")
     return value
 
 
@@ -148,7 +158,7 @@ class Recipe(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     dataset: str
     output: Optional[str] = None
-    seed: StrictInt = Field(0, ge=0)
+    seed: StrictInt = Field(0, ge=0, le=2 ** 32 - 1)   # numpy and scikit-learn take seeds below 2**32
     target: Target
     pipeline: Optional[list[dict[str, Any]]] = None
     pipelines: Optional[dict[str, Union[list[dict[str, Any]], TargetPipeline]]] = None
@@ -166,8 +176,8 @@ class Recipe(BaseModel):
     @classmethod
     def _positive_budget(cls, value):
         budgets = value.values() if isinstance(value, dict) else [value]
-        if any(b is not None and (isinstance(b, bool) or b < 1) for b in budgets):
-            raise ValueError("expected a positive number of items, or {tag: number}")
+        if any(b is not None and (isinstance(b, bool) or not 1 <= b <= MAX_BUDGET) for b in budgets):
+            raise ValueError(f"expected a positive number of items (at most {MAX_BUDGET:,}), or {{tag: number}}")
         return value
 
     def model_post_init(self, _context: Any) -> None:
@@ -189,6 +199,12 @@ class LoadedRecipe:
         self.recipe, self.text, self.path = recipe, text, path
         self.pipelines, self.budgets = pipelines, budgets
 
+    def at(self, *loc) -> str:
+        """'FILE:LINE:' of a place in the recipe (for errors found after validation, e.g. against the dataset)."""
+        from curate.strict_yaml import parse
+
+        return _where(self.path, _line(parse(self.text, self.path)[0], loc))
+
     def rule(self, tag: str) -> TargetRule:
         """The target tag's source filter (its own `where` merged over sources.where) and tag rules."""
         recipe = self.recipe
@@ -204,27 +220,13 @@ class LoadedRecipe:
 
 
 def _line(node, loc: tuple) -> int | None:
-    """1-based line of the YAML node at `loc` (keys and list indices), or of the deepest node found."""
-    import yaml
+    from curate.strict_yaml import line
 
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                break
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    return line(node, loc)
 
 
 def _where(path: Path, line: int | None) -> str:
-    return f"{path}:{line}" if line else str(path)
+    return f"{path}:{line}:" if line else f"{path}:"
 
 
 def _dotted(loc: tuple) -> str:
@@ -240,11 +242,12 @@ def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecip
 
 
 def read_recipe(path: str | os.PathLike, seed: int | None = None):
-    """(path, text, YAML node tree, plain data) of a recipe file, before validation; `seed` overrides its seed."""
+    """(path, text, YAML node tree, plain data) of a recipe file, before validation; `seed` overrides its seed.
+    Strict YAML (curate.strict_yaml): not UTF-8, duplicate keys, non-plain types and deep nesting are refused."""
+    from curate.strict_yaml import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: recipe file does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "recipe")
     node, data = parse_recipe(text, path)
     if seed is not None:
         data["seed"] = seed
@@ -253,18 +256,35 @@ def read_recipe(path: str | os.PathLike, seed: int | None = None):
 
 def parse_recipe(text: str, path: Path):
     """(YAML node tree for line numbers, plain data) of a recipe's text."""
-    import yaml
+    from curate.strict_yaml import parse
 
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise BadInput(f"{_where(path, mark.line + 1 if mark else None)}: not valid YAML "
-                       f"({getattr(exc, 'problem', None) or exc})") from None
+    node, data = parse(text, path)
     if not isinstance(data, dict):
         raise BadInput(f"{path}: a recipe is a mapping (name, dataset, target, pipeline, ...)")
     return node, data
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The field names of the recipe model found at `loc` (for "did you mean")."""
+    import typing
+
+    def models(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models(arg)]
+
+    def values(annotation):  # what a dict or list holds
+        origin = typing.get_origin(annotation)
+        if origin in (dict, list):
+            return typing.get_args(annotation)[-1]
+        return typing.Union[tuple(values(a) for a in typing.get_args(annotation))] if typing.get_args(annotation) \
+            else annotation
+
+    current: Any = Recipe
+    for part in loc:
+        found = [m for m in models(current) if isinstance(part, str) and part in m.model_fields]
+        current = found[0].model_fields[part].annotation if found else values(current)
+    return sorted({name for m in models(current) for name in m.model_fields})
 
 
 _UNION_BRANCHES = {"Evaluate", "TargetPipeline", "str", "int"}  # pydantic names the Union member in an error's loc
@@ -278,6 +298,10 @@ def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> Loaded
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and (p.startswith("function-") or "[" in p
                                                                            or p in _UNION_BRANCHES)))
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and loc:
+            from curate.strict_yaml import suggest
+
+            message = "unknown key" + suggest(loc[-1], _known_keys(loc[:-1]))
         field = _dotted(loc) or "recipe"
         raise BadInput(f"{_where(path, _line(node, loc))} {field}: {message}") from None
     pipelines = _build_pipelines(recipe, node, path)

@@ -37,7 +37,8 @@ def _counts_table(title: str, counts: dict[str, int], items: int):
 def import_(
     src: Path = typer.Argument(..., help="Folder with media files and labels.csv (path,label[,tags][,split]...)."),
     to: Path = typer.Option(..., "--to", help="Dataset directory (created if absent)."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable/corrupt/empty media files."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) rows whose media file is missing, "
+                                  "unreadable, corrupt or empty; a bad labels.csv row still fails the import."),
 ) -> None:
     """Import a folder of media + labels.csv as the dataset's next version."""
     from curate.importer import import_folder

@@ -18,6 +18,8 @@ from typing import Any
 from curate.exceptions import BadInput
 
 DECISIONS = ("accept", "reject", "relabel")
+MAX_REVIEW_BYTES = 20_000_000   # a review of 100k items with notes is a few MB
+MAX_TEXT = 4_000                # characters of a note or a label: a reviewer's remark, not a document
 
 
 def read_review(path: str | Path) -> tuple[dict[str, Any], str]:
@@ -25,11 +27,19 @@ def read_review(path: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: review file does not exist")
+    if path.stat().st_size > MAX_REVIEW_BYTES:
+        raise BadInput(f"{path}: {path.stat().st_size:,} bytes; a review file is at most {MAX_REVIEW_BYTES:,}")
     raw = path.read_bytes()
+
+    def not_a_number(name: str):
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        review = json.loads(raw)
+        review = json.loads(raw, parse_constant=not_a_number)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+        raise BadInput(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: nested too deeply to be a review file") from None
     if not isinstance(review, dict) or not isinstance(review.get("decisions"), list):
         raise BadInput(f"{path}: expected an object with a 'decisions' list (download it from report.html)")
     if not isinstance(review.get("fingerprint"), str) or not review["fingerprint"]:
@@ -43,6 +53,12 @@ def read_review(path: str | Path) -> tuple[dict[str, Any], str]:
             raise BadInput(f"{where}.decision: {decision.get('decision')!r} is not one of {', '.join(DECISIONS)}")
         if decision["decision"] == "relabel" and not (isinstance(decision.get("label"), str) and decision["label"]):
             raise BadInput(f"{where}.label: a relabel needs the new label")
+        for key in ("note", "label"):
+            value = decision.get(key)
+            if value is not None and not isinstance(value, str):
+                raise BadInput(f"{where}.{key}: expected text, got {type(value).__name__}")
+            if value is not None and len(value) > MAX_TEXT:
+                raise BadInput(f"{where}.{key}: {len(value):,} characters; at most {MAX_TEXT:,}")
         if decision["id"] in seen:
             raise BadInput(f"{where}.id: {decision['id']!r} is decided twice")
         seen.add(decision["id"])

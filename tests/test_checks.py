@@ -87,14 +87,16 @@ def test_check_cli_exit_codes_and_json(ocr_dataset, tmp_path, curate_cli):
     assert curate_cli("check", ocr_dataset, "--config", tmp_path / "strict.yaml").code == 1
     (tmp_path / "typo.yaml").write_text("realism:\n  auc_warnn: 0.9\n")
     bad = curate_cli("check", ocr_dataset, "--config", tmp_path / "typo.yaml")
-    assert bad.code == 2 and "typo.yaml.realism.auc_warnn: Extra inputs are not permitted" in bad.err
+    assert bad.code == 2 and "typo.yaml:2: realism.auc_warnn: unknown key (did you mean 'auc_warn'?)" in bad.err
 
 
 def test_gate_config_errors_name_the_field():
-    with pytest.raises(BadInput, match=r"curation\.ambiguity\.max_prior_shift: Input should be greater"):
+    with pytest.raises(BadInput, match=r"curation: ambiguity\.max_prior_shift: Input should be greater"):
         parse_config({"ambiguity": {"max_prior_shift": -1}})
-    with pytest.raises(BadInput, match=r"curation\.checks\.0: Input should be"):
+    with pytest.raises(BadInput, match=r"curation: checks\.0: Input should be"):
         parse_config({"checks": ["realizm"]})
+    with pytest.raises(BadInput, match=r"curation: expected a mapping of gate settings"):
+        parse_config(["block_on"])
 
 
 def unsplit_speech(tmp_path):

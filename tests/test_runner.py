@@ -112,17 +112,17 @@ def test_the_unbalanced_ocr_recipe_is_refused(tmp_path, augment_cli):
 
 
 BAD_RECIPES = [
-    ("  - AddBackgroundNoise:", "  - AddBackgroundNois:", r"recipe.yaml:7 pipeline\[0\]\.AddBackgroundNois: unknown "
+    ("  - AddBackgroundNoise:", "  - AddBackgroundNois:", r"recipe.yaml:7: pipeline\[0\]\.AddBackgroundNois: unknown "
      r"transform 'AddBackgroundNois' \(did you mean AddBackgroundNoise\?\)"),
-    ("remove_tags:", "remove_tag:", r"recipe.yaml:15 remove_tag: Extra inputs are not permitted"),
-    ("snr_db: [0, 10]", "snr_db: [20, 5]", r"recipe.yaml:9 pipeline\[0\]\.AddBackgroundNoise\.snr_db: expected "
+    ("remove_tags:", "remove_tag:", r"recipe.yaml:15: remove_tag: unknown key \(did you mean 'remove_tags'\?\)"),
+    ("snr_db: [0, 10]", "snr_db: [20, 5]", r"recipe.yaml:9: pipeline\[0\]\.AddBackgroundNoise\.snr_db: expected "
      r"\[low, high\] with low <= high"),
-    ("{noise}", "{noise}-missing", r"recipe.yaml:8 pipeline\[0\]\.AddBackgroundNoise\.noise: .*cafe-missing does not "
+    ("{noise}", "{noise}-missing", r"recipe.yaml:8: pipeline\[0\]\.AddBackgroundNoise\.noise: .*cafe-missing does not "
      "exist"),
-    ("      gain_db: [-3, 3]", "      gain: [-3, 3]", r"recipe.yaml:11 pipeline\[1\]\.Gain\.gain: unknown parameter 'gain' \(did you mean gain_db\?\)"),
-    ("budget: {budget}", "budget: -4", r"recipe.yaml:14 budget: expected a positive number"),
+    ("      gain_db: [-3, 3]", "      gain: [-3, 3]", r"recipe.yaml:11: pipeline\[1\]\.Gain\.gain: unknown parameter 'gain' \(did you mean gain_db\?\)"),
+    ("budget: {budget}", "budget: -4", r"recipe.yaml:14: budget: expected a positive number"),
     ("  where: {{split: train, tags_any: [clean]}}", "  where: {{split: test}}",
-     r"recipe.yaml:13 sources.where: only train items may be sources"),
+     r"recipe.yaml:13: sources.where: only train items may be sources"),
 ]
 
 
@@ -141,7 +141,7 @@ def test_from_errors_of_the_wrong_schema(speech_dataset, tmp_path, augment_cli):
     (tmp_path / "errors.json").write_text(json.dumps({"tags": []}))
     text = NOISE_RECIPE.replace("  tags: [cafe_noise]", f"  from_errors: {tmp_path / 'errors.json'}")
     code, _, err = augment_cli("run", recipe_file(tmp_path, speech_dataset, text=text), "--out", tmp_path / "ds")
-    assert code == 2 and "recipe.yaml:5 target.from_errors:" in err and "schema rubbersheet.errors" in err
+    assert code == 2 and "recipe.yaml:5: target.from_errors:" in err and "schema rubbersheet.errors" in err
 
 
 def test_sigkill_at_any_point_leaves_the_store_consistent(speech_dataset, tmp_path):

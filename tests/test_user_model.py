@@ -111,7 +111,7 @@ def test_a_python_model_and_the_predictions_contract(speech_copy, tmp_path, augm
 ])
 def test_bad_evaluate_settings_are_refused_with_their_line(speech_copy, tmp_path, augment_cli, evaluate, message):
     code, _, err = augment_cli("run", recipe_file(tmp_path, speech_copy, text=NOISE_RECIPE + literal(evaluate) + "\n"))
-    assert code == 2 and message in err and "recipe.yaml:16 evaluate" in err, err
+    assert code == 2 and message in err and "recipe.yaml:16: evaluate" in err, err
     assert curate.open(speech_copy).versions() == ["v0001"]
 
 

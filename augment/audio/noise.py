@@ -64,6 +64,29 @@ def bed_duration(path: Path, name: str = "noise") -> float:
 
 
 MAX_BED_PEAK = 1e3  # 60 dB over full scale: float WAVs may hold overs, not values like 1e30
+_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def check_bed(path: Path, name: str = "noise") -> None:
+    """Refuse a bed with non-finite samples or absurd values when the transform is built (so a recipe is refused
+    before anything is made), reading it in blocks; a file checked once (same size and time) is not read again."""
+    import soundfile as sf
+
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return
+    try:
+        for block in sf.blocks(str(path), blocksize=1 << 16, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                raise ParameterError(name, f"{path} contains NaN or infinite samples")
+            peak = float(np.abs(block).max()) if block.size else 0.0
+            if peak > MAX_BED_PEAK:
+                raise ParameterError(name, f"{path} peaks at {peak:.3g}, over {MAX_BED_PEAK:g} x full scale: not "
+                                           "audio in full-scale units")
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise ParameterError(name, f"{path} could not be decoded ({str(exc).splitlines()[0]})") from None
+    _CHECKED.add(key)
 
 
 def load_bed(path: Path, sample_rate: int, name: str = "noise") -> np.ndarray:
@@ -115,6 +138,8 @@ class AddBackgroundNoise(Transform):
                          **kwargs)
         self._files = find_noise_files(self.config["noise"])
         self._cumulative = cumulative_weights([bed_duration(f) for f in self._files], "noise")
+        for file in self._files:  # after bed_duration: an unreadable file is reported as such first
+            check_bed(file)
 
     def sample(self, rng, data, context):
         sample_rate = context.sample_rate

@@ -15,7 +15,14 @@ def gate_config(loaded):
     realism = dict(curation.get("realism") or {})
     realism.setdefault("target_tags", list(loaded.budgets))
     curation["realism"] = realism
-    return parse_config(curation, where=f"{loaded.path}: curation")
+    node = None
+    try:
+        parse_config(loaded.recipe.curation, where=str(loaded.path))
+    except Exception:  # an error: find its line in the recipe (parsed again only then)
+        from curate.strict_yaml import parse
+
+        node = parse(loaded.text, loaded.path)[0]
+    return parse_config(curation, where=str(loaded.path), node=node, base=("curation",))
 
 
 def judge(loaded, candidate, source, progress=None, evaluator=None) -> tuple[GateResult, dict[str, Any] | None]:

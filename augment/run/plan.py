@@ -69,6 +69,9 @@ class Plan:
                 "previous_action": "kept" if self.keep_previous else "replaced"}
 
 
+WHERE_KEYS = ("origin", "split", "label", "tags_any", "tags_none")
+
+
 def select_sources(manifest, where: dict[str, Any]):
     """Rows usable as sources: train (or every item when no split exists), real by default, filtered by `where`."""
     from curate.checks import train_mask
@@ -163,6 +166,16 @@ def make_plan(loaded, source) -> Plan:
     tasks, per_tag, wanted, existing = [], {}, set(), 0
     for tag, budget in loaded.budgets.items():
         rule = loaded.rule(tag)
+        unknown = [c for c in rule.where if c not in WHERE_KEYS and c not in manifest.columns]
+        if unknown:
+            entry = (recipe.pipelines or {}).get(tag)
+            own = unknown[0] in getattr(entry, "where", {})
+            place = ("pipelines", tag, "where", unknown[0]) if own else ("sources", "where", unknown[0])
+            from curate.strict_yaml import suggest
+
+            raise BadInput(f"{loaded.at(*place)} {'.'.join(place)}: no such column in {source.ref}"
+                           f"{suggest(unknown[0], [*WHERE_KEYS, *manifest.columns])} (columns: "
+                           f"{', '.join(manifest.columns)})")
         sources = select_sources(manifest, rule.where)
         if sources.empty:
             raise BadInput(f"{loaded.path}: sources for {tag}: no real train item of {source.ref} matches "

@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from curate.checks import Finding, GateResult
 from curate.exceptions import BadInput
@@ -47,7 +47,7 @@ MAX_LISTED = 50
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_items: int = Field(50, ge=1)
+    max_items: StrictInt = Field(50, ge=1, le=100_000)
     predictions: Optional[str] = None
 
 
@@ -113,7 +113,7 @@ class GateConfig(BaseModel):
     block_on: Literal["error", "warning"] = "error"
     block_on_inherited: bool = False
     predictions: Optional[str] = None
-    max_items: int = Field(50, ge=1)
+    max_items: StrictInt = Field(50, ge=1, le=100_000)
     realism: RealismConfig = RealismConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
     splits: SplitsConfig = SplitsConfig()
@@ -130,31 +130,41 @@ class GateConfig(BaseModel):
         return section.model_copy(update=updates)
 
 
-def parse_config(data: dict[str, Any] | None, where: str = "curation") -> GateConfig:
-    """Validate a gate config; an error names the field, e.g. `curation.realism.auc_warn: ...`."""
+def parse_config(data: dict[str, Any] | None, where: str = "curation", node=None, base: tuple = ()) -> GateConfig:
+    """Validate a gate config. An error is one line: `FILE:LINE: field.path: what is wrong` when the YAML node
+    tree of the file is given (`base`: where the config sits in it, e.g. ("curation",) in a recipe), else
+    `WHERE: field.path: ...`; an unknown key says which known key it resembles."""
+    from curate.strict_yaml import line, suggest
+
+    if data is not None and not isinstance(data, dict):
+        raise BadInput(f"{where}: expected a mapping of gate settings")
     try:
         return GateConfig.model_validate(data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise BadInput(f"{where}.{field}: {first['msg']}") from None
+        loc = tuple(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            model = GateConfig
+            for part in loc[:-1]:
+                field = model.model_fields.get(str(part))
+                model = field.annotation if field is not None and isinstance(field.annotation, type) and \
+                    issubclass(field.annotation, BaseModel) else model
+            message = "unknown key" + suggest(loc[-1], model.model_fields)
+        dotted = ".".join(str(p) for p in (*base, *loc))
+        found = line(node, (*base, *loc)) if node is not None else None
+        prefix = f"{where.split(': ')[0]}:{found}:" if found else f"{where}:"
+        raise BadInput(f"{prefix} {dotted}: {message}") from None
 
 
 def load_config(path: str | Path | None) -> GateConfig:
+    """A gate config file, strict YAML (curate.strict_yaml) and validated with file:line errors."""
     if path is None:
         return GateConfig()
-    import yaml
+    from curate.strict_yaml import load
 
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: config file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if data is not None and not isinstance(data, dict):
-        raise BadInput(f"{path}: expected a mapping of gate settings")
-    return parse_config(data, where=str(path))
+    node, data = load(path, "gate config")
+    return parse_config(data, where=str(path), node=node)
 
 
 def run_gate(candidate, source, config: GateConfig | dict | None = None, progress=None) -> GateResult:
