@@ -106,12 +106,14 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                           markup=False)
     if result.status == "rejected":
         console.print(f"nothing written; the gate's findings are in {result.rejected_dir}", markup=False)
+        console.print(f"report: {result.rejected_dir / 'report.html'}", markup=False)
         raise typer.Exit(EXIT_FAILED)
     version = result.version
     forced = " (FORCED past a failing gate)" if version.info["gate"]["forced"] else ""
     console.print(f"{version.ref}: {len(result.plan.tasks)} new item(s), {version.info['counts']['items']} in all"
                   f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
     _log(mlflow, version, mlflow_uri, console)
+    console.print(f"report: {version.path / 'report.html'}", markup=False)
 
 
 def _log(enabled: bool, version, uri: str, console) -> None:
@@ -137,6 +139,7 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
         console.print(line, markup=False)
     if result.status == "rejected":
         console.print(f"no candidate qualifies; nothing written ({result.rejected_dir})", markup=False)
+        console.print(f"report: {result.rejected_dir / 'report.html'}", markup=False)
         raise typer.Exit(EXIT_FAILED)
     if result.status == "up-to-date":
         console.print(f"the picked candidate {record['field']}={record['picked']:g} adds nothing; nothing written",
@@ -144,6 +147,7 @@ def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console
         return None
     console.print(f"{result.version.ref}: committed the candidate {record['field']}={record['picked']:g}; the sweep "
                   "is recorded in its version.json", markup=False)
+    console.print(f"report: {result.version.path / 'report.html'}", markup=False)
     return result.version
 
 

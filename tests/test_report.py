@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from markupsafe import escape as html_escape
 import os
 import shutil
 import time
@@ -85,6 +87,22 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
     assert report["status"] == "rejected" and report["verdict"]["passed"] is False
     assert any("prior shift on confusable pair 1/I" in r for r in report["verdict"]["reasons"])
     assert "gate FAILED" in (refused.rejected_dir / "report.md").read_text()
+    # the top of the page: every check in the status table, each linking to a section that exists; warnings named
+    for folder in (images.version.path, refused.rejected_dir):
+        page = (folder / "report.html").read_text()
+        data = json.loads((folder / "report.json").read_text())
+        checks = [row["check"] for row in data["verdict"]["status"]]
+        assert {"realism", "consistency", "splits", "ambiguity", "leakage", "change"} <= set(checks)
+        for check in checks:
+            assert f'<a href="#check-{check}">{check}</a>' in page and f'id="check-{check}"' in page
+        for target in re.findall(r'<nav id="contents">(.*?)</nav>', page)[0].split('href="#')[1:]:
+            assert f'id="{target.split(chr(34))[0]}"' in page
+        for warning in data["verdict"]["warnings"]:
+            assert str(html_escape(warning)) in page.split('<nav id="contents">')[0]  # in the verdict box
+        markdown = (folder / "report.md").read_text()
+        assert "## Checks" in markdown and all(f"| {check} |" in markdown for check in checks)
+    warned = json.loads((images.version.path / "report.json").read_text())["verdict"]["warnings"]
+    assert any(w.startswith("realism:") and "AUC" in w for w in warned)  # passed, but not silently
     out = tmp_path / "again"
     result = curate_cli("report", f"{tmp_path / 'insp'}@v0002", "--out", out)
     assert result.code == 0 and (out / "report.html").is_file()

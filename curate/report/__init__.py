@@ -59,6 +59,8 @@ def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) 
     verdict = {"passed": gate_part.get("passed", True), "forced": bool((info.get("gate") or {}).get("forced")),
                "counts": gate_part.get("counts", {}), "block_on": gate_part.get("block_on", []),
                "reasons": [f"{f['check']}: {f['message']}" for f in findings if f.get("blocking")],
+               "warnings": [f"{f['check']}: {f['message']}" for f in findings
+                            if f.get("severity") == "warning" and f.get("status") != "inherited" and not f.get("blocking")],
                "status": gate_part.get("status", [])}
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,

@@ -17,6 +17,13 @@ def render_markdown(report: dict[str, Any]) -> str:
                  f"{counts.get('info', 0)} info; {report['new_augmented']} new augmented item(s).")
     for reason in verdict["reasons"]:
         lines.append(f"- **blocking** {_cell(reason)}")
+    for warning in verdict.get("warnings", []):
+        lines.append(f"- warning {_cell(warning)}")
+    if verdict.get("status"):
+        lines += ["", "## Checks", "", "| check | status | new | inherited | reason |", "|---|---|---:|---:|---|"]
+        for row in verdict["status"]:
+            lines.append(f"| {row['check']} | {row['status']} | {row['new']} | {row['inherited']} | "
+                         f"{_cell(row['reason'])} |")
     lineage = report["lineage"]
     lines += ["", "## Lineage", "", "| field | value |", "|---|---|"]
     for key in ("parent", "recipe", "seed", "created", "fingerprint", "command", "package_version"):
