@@ -1,14 +1,18 @@
 """Curation reports: JSON/Markdown/HTML for committed and rejected runs, checked in headless Chromium."""
 from __future__ import annotations
 
+import base64
+import io
 import json
-import re
-from markupsafe import escape as html_escape
 import os
+import re
 import shutil
 import time
 
+import numpy as np
 import pytest
+from markupsafe import escape as html_escape
+from PIL import Image
 
 import curate
 import curate.verify
@@ -66,19 +70,27 @@ def test_report_files_are_written_into_the_version(evil_speech_report):
     assert "http://" not in html and "https://" not in html
 
 
-def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory):
+    """The inspection demo (committed) and the refused OCR run, as a reviewer would open them."""
     from augment.recipe import load_recipe
     from augment.run import run_recipe
 
+    folder = tmp_path_factory.mktemp("image-runs")
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        images = run_recipe(load_recipe(ROOT / "recipes" / "inspection_defects.yaml"), output=str(tmp_path / "insp"),
+        images = run_recipe(load_recipe(ROOT / "recipes" / "inspection_defects.yaml"), output=str(folder / "insp"),
                             workers=1)
-        refused = run_recipe(load_recipe(ROOT / "recipes" / "ocr_unbalanced.yaml"), output=str(tmp_path / "ocr"),
+        refused = run_recipe(load_recipe(ROOT / "recipes" / "ocr_unbalanced.yaml"), output=str(folder / "ocr"),
                              workers=1)
     finally:
         os.chdir(cwd)
+    return folder, images, refused
+
+
+def test_reports_for_inspection_and_a_rejected_ocr_run(image_runs, tmp_path, curate_cli):
+    folder, images, refused = image_runs
     assert images.status == "committed"
     html = (images.version.path / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 * 8  # source | augmented | changed pixels per sample
@@ -88,9 +100,9 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
     assert any("prior shift on confusable pair 1/I" in r for r in report["verdict"]["reasons"])
     assert "gate FAILED" in (refused.rejected_dir / "report.md").read_text()
     # the top of the page: every check in the status table, each linking to a section that exists; warnings named
-    for folder in (images.version.path, refused.rejected_dir):
-        page = (folder / "report.html").read_text()
-        data = json.loads((folder / "report.json").read_text())
+    for shown in (images.version.path, refused.rejected_dir):
+        page = (shown / "report.html").read_text()
+        data = json.loads((shown / "report.json").read_text())
         checks = [row["check"] for row in data["verdict"]["status"]]
         assert {"realism", "consistency", "splits", "ambiguity", "leakage", "change"} <= set(checks)
         for check in checks:
@@ -99,12 +111,26 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(tmp_path, curate_cli):
             assert f'id="{target.split(chr(34))[0]}"' in page
         for warning in data["verdict"]["warnings"]:
             assert str(html_escape(warning)) in page.split('<nav id="contents">')[0]  # in the verdict box
-        markdown = (folder / "report.md").read_text()
+        markdown = (shown / "report.md").read_text()
         assert "## Checks" in markdown and all(f"| {check} |" in markdown for check in checks)
+    # samples represent the change: every target tag and every label; changed pixels as a heatmap with its scale
+    inspection = json.loads((images.version.path / "report.json").read_text())
+    assert {s["id"].split("/")[2] for s in inspection["samples"]} == {"scratch", "discoloration", "photometric"}
+    assert {s["label"] for s in inspection["samples"]} == {"defect", "ok"}
+    page = (images.version.path / "report.html").read_text()
+    maps = re.findall(r'alt="difference for [^"]*" src="data:image/png;base64,([^"]*)"', page)
+    assert len(maps) == len(inspection["samples"]) and "changed pixels: black unchanged, yellow the largest" in page
+    for encoded in maps:
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"), float)
+        assert pixels.std() > 1  # a magnitude map, not a solid block
+    assert "Not plotted, the same value for every item: width, height" in page  # constant metrics said, not drawn
+    glyphs = re.findall(r'alt="augmented [^"]*" src="data:image/png;base64,([^"]*)"',
+                        (refused.rejected_dir / "report.html").read_text())
+    assert glyphs and min(Image.open(io.BytesIO(base64.b64decode(g))).size[0] for g in glyphs) >= 160
     warned = json.loads((images.version.path / "report.json").read_text())["verdict"]["warnings"]
     assert any(w.startswith("realism:") and "AUC" in w for w in warned)  # passed, but not silently
     out = tmp_path / "again"
-    result = curate_cli("report", f"{tmp_path / 'insp'}@v0002", "--out", out)
+    result = curate_cli("report", f"{folder / 'insp'}@v0002", "--out", out)
     assert result.code == 0 and (out / "report.html").is_file()
 
 
@@ -129,42 +155,76 @@ def _browser_available() -> bool:
 @pytest.mark.skipif(not _browser_available() and not os.environ.get("CI"),
                     reason="needs Debian chromium + chromium-driver (.ci/run installs them; CI never skips)")
 def test_report_in_a_real_browser(evil_speech_report):
-    page = (evil_speech_report.path / "report.html").resolve()
     driver = _driver()
     try:
-        driver.get(page.as_uri())
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            ready = driver.execute_script(
-                "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1) && "
-                "[...document.querySelectorAll('img')].every(i => i.complete)")
-            if ready:
-                break
-            time.sleep(0.2)
+        page = _open(driver, evil_speech_report.path / "report.html")
         durations = driver.execute_script("return [...document.querySelectorAll('audio')].map(a => a.duration)")
-        widths = driver.execute_script("return [...document.querySelectorAll('img')].map(i => i.naturalWidth)")
         assert len(durations) >= 12 and all(d > 0 for d in durations), durations
-        assert len(widths) >= 12 and all(w > 0 for w in widths), widths
         body = driver.find_element("tag name", "body").text
         assert "Gate passed" in driver.find_element("id", "verdict").text
         assert EVIL in body  # shown as text...
         assert driver.execute_script("return window.__pwned === undefined")  # ...and never run
-        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert severe == []
-        requests = []
-        for entry in driver.get_log("performance"):
-            message = json.loads(entry["message"])["message"]
-            if message["method"] == "Network.requestWillBeSent":
-                requests.append(message["params"]["request"]["url"])
-        external = [u for u in requests if not (u.startswith("data:") or u == page.as_uri())]
-        assert external == []
-        ARTIFACTS.mkdir(exist_ok=True)
-        height = driver.execute_script("return document.body.scrollHeight")
-        driver.set_window_size(1280, min(height + 100, 16000))
-        driver.save_screenshot(str(ARTIFACTS / "report-speech.png"))
-        assert (ARTIFACTS / "report-speech.png").stat().st_size > 10_000
+        _check_page(driver, page, evil_speech_report.path / "report.json", "report-speech.png")
     finally:
         driver.quit()
+
+
+@pytest.mark.skipif(not _browser_available() and not os.environ.get("CI"),
+                    reason="needs chromium and chromedriver (.ci/run installs them; CI never skips)")
+def test_image_reports_in_a_real_browser(image_runs):
+    _, images, refused = image_runs
+    driver = _driver()
+    try:
+        for folder, name, verdict in ((images.version.path, "report-inspection.png", "Gate passed"),
+                                      (refused.rejected_dir, "report-ocr-refused.png", "Gate failed")):
+            page = _open(driver, folder / "report.html")
+            assert driver.find_element("id", "verdict").text.startswith(verdict)
+            _check_page(driver, page, folder / "report.json", name)
+    finally:
+        driver.quit()
+
+
+def _open(driver, path):
+    page = path.resolve()
+    driver.get(page.as_uri())
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if driver.execute_script("return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1) && "
+                                 "[...document.querySelectorAll('img')].every(i => i.complete)"):
+            break
+        time.sleep(0.2)
+    return page
+
+
+def _check_page(driver, page, report_json, screenshot: str) -> None:
+    """Every image decodes to non-uniform pixels; every check is in the status table; nothing on the console; no
+    request leaves the page; a full-page screenshot goes to test-artifacts/."""
+    spreads = driver.execute_script("""
+        return [...document.querySelectorAll('img')].map(function (img) {
+            var c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+            var g = c.getContext('2d'); g.drawImage(img, 0, 0);
+            var d = g.getImageData(0, 0, c.width, c.height).data, lo = 255, hi = 0;
+            for (var i = 0; i < d.length; i += 4) { var v = d[i] + d[i + 1] + d[i + 2]; lo = Math.min(lo, v); hi = Math.max(hi, v); }
+            return hi - lo;
+        });""")
+    assert spreads and all(s > 0 for s in spreads), spreads
+    checks = [row["check"] for row in json.loads(report_json.read_text())["verdict"]["status"]]
+    table = driver.find_element("css selector", "table.checks").text
+    assert all(check in table for check in checks), table
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    requests = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            requests.append(message["params"]["request"]["url"])
+    assert [u for u in requests if not (u.startswith("data:") or u == page.as_uri())] == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1280, min(height + 100, 16000))
+    driver.save_screenshot(str(ARTIFACTS / screenshot))
+    assert (ARTIFACTS / screenshot).stat().st_size > 10_000
+    driver.set_window_size(1280, 1000)
 
 
 def test_curate_open_on_report_version_still_verifies(evil_speech_report):

@@ -7,6 +7,7 @@ itself: players and spectrograms for audio, source | augmented | difference grid
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 SCHEMA = "rubbersheet.report"
 SCHEMA_VERSION = 1
-SAMPLES = 8          # augmented items shown with their source
+SAMPLES = 8          # augmented items shown with their source (more when more target tag x label pairs exist)
+MAX_SAMPLES = 24
 FLAGGED = 12         # flagged items shown with their media
 METRIC_VALUES = 400  # values per metric kept for the realism plots
 
@@ -35,6 +37,37 @@ def _flagged_ids(findings: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def representative(items, size: int, seed: int):
+    """A seeded sample that represents the change: round-robin over strata, coarse to fine: first one item per
+    target tag (the tag the recipe aimed at, from the item's id), then per (tag, label), then per (tag, label,
+    source group); inside a stratum the item with the lowest sha256 of (seed, id). Grows past `size` (up to
+    MAX_SAMPLES) when more (tag, label) pairs exist, so every one is seen."""
+    if items.empty:
+        return items
+    rank = {i: hashlib.sha256(f"{seed}\0{i}".encode()).hexdigest() for i in items["id"]}
+    aimed = [i.split("/")[2] if i.startswith("augmented/") and i.count("/") >= 3 else ",".join(t)
+             for i, t in zip(items["id"], items["tags"])]
+    keys = list(zip(aimed, items["label"], items["group"].fillna("")))
+    order = sorted(range(len(items)), key=lambda n: rank[items["id"].iloc[n]])
+    pairs = {k[:2] for k in keys}
+    size = min(max(size, len(pairs)), MAX_SAMPLES)
+    picked: list[int] = []
+    for depth in (1, 2, 3):
+        seen = {keys[n][:depth] for n in picked}
+        for n in order:
+            if len(picked) >= size:
+                break
+            if n not in picked and keys[n][:depth] not in seen:
+                picked.append(n)
+                seen.add(keys[n][:depth])
+    for n in order:  # fill with the rest, by rank
+        if len(picked) >= size:
+            break
+        if n not in picked:
+            picked.append(n)
+    return items.iloc[picked]
+
+
 def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) -> dict[str, Any]:
     """Everything the HTML and Markdown show, as JSON. `view` is the (staged or committed) version, `source` the
     version the change was made from (the gate compared with it), `info` its version.json content."""
@@ -50,9 +83,10 @@ def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) 
                 "changed": len(full["changed"]), "count_deltas": full["count_deltas"]}
     known = set(source.manifest["id"]) if source is not None else set()
     new_augmented = frame[(frame["origin"] == "augmented") & ~frame["id"].isin(known)]
+    chosen = representative(new_augmented, SAMPLES, int(info.get("seed") or 0))
     samples = [{"id": r["id"], "source_id": r["source_id"], "label": r["label"], "tags": list(r["tags"]),
                 "media": r["media"], "transform": json.loads(r["transform"]) if r["transform"] else None}
-               for r in new_augmented.head(SAMPLES).to_dict("records")]
+               for r in chosen.to_dict("records")]
     targets = list((info.get("source") or {}).get("targets") or {})
     gate_part = gate.to_dict() if gate is not None else {}
     findings = gate_part.get("findings", [])

@@ -16,6 +16,11 @@ import numpy as np
 
 MAX_AUDIO_S = 10.0
 MAX_IMAGE_SIDE = 256
+MIN_IMAGE_SIDE = 160   # a 28 px glyph is shown at least this large, pixel for pixel (nearest neighbour)
+UNITS = {"duration_s": "s", "rms_dbfs": "dBFS", "peak_dbfs": "dBFS", "clipped_fraction": "share of samples",
+         "snr_db": "dB", "leading_silence_s": "s", "trailing_silence_s": "s", "spectral_centroid_hz": "Hz",
+         "spectral_rolloff_hz": "Hz", "width": "px", "height": "px", "brightness": "0-1", "contrast": "0-1",
+         "sharpness": "Laplacian variance", "colourfulness": "Hasler-Susstrunk", "noise_sigma": "0-1"}
 
 
 def _png(fig) -> str:
@@ -63,6 +68,9 @@ def _image_uri(image: np.ndarray) -> str:
     from PIL import Image
 
     picture = Image.fromarray(image)
+    if max(picture.size) < MIN_IMAGE_SIDE:  # small images: enlarged by a whole factor, every pixel kept square
+        factor = -(-MIN_IMAGE_SIDE // max(picture.size))
+        picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
     picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -78,30 +86,54 @@ def _image_assets(path: Path, source: Path | None = None) -> dict[str, str]:
         original = read_image(source, mode="RGB")
         assets["source"] = _image_uri(original)
         if original.shape == image.shape:
-            difference = np.abs(image.astype(np.int16) - original).max(axis=2)
-            scaled = (255 * (difference > 0)).astype(np.uint8) if difference.max() else difference.astype(np.uint8)
-            assets["difference"] = _image_uri(scaled)
+            assets["difference"], assets["difference_max"] = _heatmap(
+                np.abs(image.astype(np.int16) - original).max(axis=2))
     return assets
 
 
+def _heatmap(difference: np.ndarray) -> tuple[str, int]:
+    """How much each pixel changed (the largest channel change, 0-255) in the 'magma' colour map, scaled to the
+    largest change so a brightness step and a one-pixel scratch both show; (data URI, that largest change)."""
+    from matplotlib import colormaps
+
+    top = int(difference.max())
+    rgb = colormaps["magma"](difference / max(top, 1))[..., :3]
+    return _image_uri((255 * rgb).astype(np.uint8)), top
+
+
+def constant_metrics(values: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Metrics with one value in both groups (e.g. width of same-size images): nothing to plot."""
+    return [m for m, groups in values.items()
+            if np.ptp(np.concatenate([np.asarray(v, float) for v in groups.values()])) == 0]
+
+
 def _realism_plot(values: dict[str, dict[str, list[float]]], names: tuple[str, str] = ("real", "augmented")) -> str:
+    """One histogram per metric that varies: both groups, the real items' range shaded, axis labels with units,
+    one legend for the figure."""
     plt = _pyplot()
-    metrics = list(values)
+    metrics = [m for m in values if m not in constant_metrics(values)]
+    if not metrics:
+        return ""
     columns = 3
     rows = (len(metrics) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(9, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(10, 2.6 * rows), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics):
         real, augmented = np.asarray(values[metric][names[0]]), np.asarray(values[metric][names[1]])
         both = np.concatenate([real, augmented])
-        bins = np.linspace(both.min(), both.max() + 1e-9, 20)
+        bins = np.linspace(both.min(), both.max(), 20)
+        ax.axvspan(real.min(), real.max(), color="#3a7bd5", alpha=0.08, label=f"{names[0]} range")
         ax.hist(real, bins=bins, alpha=0.6, density=True, label=names[0], color="#3a7bd5")
         ax.hist(augmented, bins=bins, alpha=0.6, density=True, label=names[1], color="#e8833a")
-        ax.set_title(metric, fontsize=8)
-        ax.tick_params(labelsize=6)
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel(UNITS.get(metric, ""), fontsize=9)
+        ax.set_ylabel("density", fontsize=9)
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+        ax.tick_params(labelsize=8)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
-    axes.ravel()[0].legend(fontsize=6)
-    fig.tight_layout()
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=9, ncol=3)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _png(fig)
 
 
@@ -174,12 +206,14 @@ def render_html(report: dict[str, Any], view, parent) -> str:
             row = view.manifest.set_index("id").loc[item_id]
             flagged.append({"id": item_id, "label": row["label"], "assets": _media(view, item_id)})
     realism = {t: _realism_plot(v) for t, v in report["realism"].items() if v}
+    constant = {t: constant_metrics(v) for t, v in report["realism"].items() if v}
     evaluation_plot = _evaluation_plot(report["evaluation"]) if report.get("evaluation") else None
     evaluation_rows = _evaluation_rows(report["evaluation"]) if report.get("evaluation") else []
     # the one inline script runs under a nonce derived from the report itself: injected markup could not know it
     nonce = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:32]
     reviewable = report.get("status", "committed") != "rejected" and bool(report["lineage"].get("fingerprint"))
     return env.get_template("report.html.j2").render(report=report, samples=samples, flagged=flagged,
-                                                     realism=realism, evaluation_plot=evaluation_plot, nonce=nonce,
+                                                     realism=realism, constant=constant,
+                                                     evaluation_plot=evaluation_plot, nonce=nonce,
                                                      evaluation_rows=evaluation_rows,
                                                      reviewable=reviewable, labels=list(report["counts"]["label"]))
