@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
 from curate.exceptions import BadInput
 
@@ -85,6 +85,13 @@ def check_where(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def check_tag_list(value: list[str]) -> list[str]:
+    bad = [t for t in value if not t.strip() or ";" in t or t != t.strip()]
+    if bad:
+        raise ValueError(f"expected tags without ';' or surrounding spaces, got {bad[0]!r}")
+    return value
+
+
 class TargetPipeline(BaseModel):
     """One target tag's pipeline with its own source filter and tag rules (the mapping form of a pipelines entry)."""
     model_config = ConfigDict(extra="forbid")
@@ -97,6 +104,11 @@ class TargetPipeline(BaseModel):
     @classmethod
     def _train_only(cls, value):
         return check_where(value)
+
+    @field_validator("add_tags", "remove_tags")
+    @classmethod
+    def _tags(cls, value):
+        return check_tag_list(value)
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,7 @@ class Baseline(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: Literal["logreg", "knn"] = "logreg"
     features: str = "auto"            # auto (chosen by group-aware CV on the source) or a set of curate.features
-    seed: Optional[StrictInt] = Field(None, ge=0)   # default: the recipe's seed
+    seed: Optional[StrictInt] = Field(None, ge=0, le=2 ** 32 - 1)   # default: the recipe's seed
 
     @field_validator("features")
     @classmethod
@@ -131,9 +143,9 @@ class Evaluate(BaseModel):
     baseline: Optional[Baseline] = None
     command: Optional[str] = None     # "python train.py --train {train_dir} --dev {dev_dir} --out {predictions}"
     python: Optional[str] = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")   # "package.module:function"
-    split: str = "dev"                # the split both models predict
+    split: str = Field("dev", min_length=1)   # the split both models predict (any split but train)
     resamples: StrictInt = Field(2000, ge=100, le=100_000)   # paired-bootstrap resamples of the interval
-    timeout_s: Optional[float] = Field(None, gt=0)           # command: the longest one run may take
+    timeout_s: Optional[Union[StrictInt, StrictFloat]] = Field(None, gt=0, le=7 * 86400)  # command only
 
     @field_validator("command")
     @classmethod
@@ -147,6 +159,10 @@ class Evaluate(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of baseline, command or python"
                              + (f" (got {', '.join(given)})" if given else ""))
+        if self.split == "train":
+            raise ValueError("split: the scored split cannot be train (the models are trained on it)")
+        if self.timeout_s is not None and given != ["command"]:
+            raise ValueError("timeout_s applies to a command only")
 
     @property
     def kind(self) -> str:
@@ -155,7 +171,7 @@ class Evaluate(BaseModel):
 
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     dataset: str
     output: Optional[str] = None
     seed: StrictInt = Field(0, ge=0, le=2 ** 32 - 1)   # numpy and scikit-learn take seeds below 2**32
@@ -172,6 +188,11 @@ class Recipe(BaseModel):
     evaluate: Optional[Union[Evaluate, str]] = None
     previous: Literal["replace", "keep"] = "replace"   # this recipe's earlier items that an edit no longer makes
 
+    @field_validator("add_tags", "remove_tags")
+    @classmethod
+    def _tags(cls, value):
+        return check_tag_list(value)
+
     @field_validator("budget")
     @classmethod
     def _positive_budget(cls, value):
@@ -183,8 +204,9 @@ class Recipe(BaseModel):
     def model_post_init(self, _context: Any) -> None:
         if (self.pipeline is None) == (self.pipelines is None):
             raise ValueError("give either pipeline (for every target) or pipelines (one per target tag)")
-        if isinstance(self.set_label, str) and not self.set_label.strip():
-            raise ValueError("set_label: expected a non-empty label or {tag: label}")
+        labels = [self.set_label] if isinstance(self.set_label, str) else list((self.set_label or {}).values())
+        if any(not label.strip() for label in labels):
+            raise ValueError("set_label: expected a non-empty label or {tag: non-empty label}")
         if isinstance(self.evaluate, str):
             if self.evaluate != "baseline":
                 raise ValueError("evaluate: expected 'baseline', {baseline: {model: ...}}, {command: ...} or "
@@ -195,7 +217,8 @@ class Recipe(BaseModel):
 class LoadedRecipe:
     """A validated recipe with its source text, its file, and its transforms built (one pipeline per tag)."""
 
-    def __init__(self, recipe: Recipe, text: str, path: Path, pipelines: dict[str, Any], budgets: dict[str, int | None]):
+    def __init__(self, recipe: Recipe, text: str, path: Path, pipelines: dict[str, Any],
+                 budgets: dict[str, int | None]):
         self.recipe, self.text, self.path = recipe, text, path
         self.pipelines, self.budgets = pipelines, budgets
 
@@ -208,7 +231,8 @@ class LoadedRecipe:
     def rule(self, tag: str) -> TargetRule:
         """The target tag's source filter (its own `where` merged over sources.where) and tag rules."""
         recipe = self.recipe
-        entry = (recipe.pipelines or {}).get(tag)
+        entries = recipe.pipelines or {}
+        entry = entries.get(tag, entries.get("*"))
         own = entry if isinstance(entry, TargetPipeline) else TargetPipeline(steps=[])
         return TargetRule({**recipe.sources.where, **own.where},
                           tuple(dict.fromkeys([*recipe.add_tags, *own.add_tags])),
@@ -309,6 +333,11 @@ def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> Loaded
     for tag in budgets:
         if tag not in pipelines and "*" not in pipelines:
             raise BadInput(f"{_where(path, _line(node, ('pipelines',)))} pipelines: no pipeline for target tag {tag!r}")
+    if isinstance(recipe.set_label, dict):
+        unknown = sorted(set(recipe.set_label) - set(budgets))
+        if unknown:
+            raise BadInput(f"{_where(path, _line(node, ('set_label', unknown[0])))} set_label.{unknown[0]}: not a "
+                           f"target tag ({', '.join(budgets)})")
     return LoadedRecipe(recipe, text, path, pipelines, budgets)
 
 

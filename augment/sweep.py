@@ -21,6 +21,7 @@ share per-item seeds, so a sweep is reproducible and smaller budgets reuse the l
 from __future__ import annotations
 
 import copy
+import math
 import re
 from typing import Any, Callable
 
@@ -39,6 +40,10 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
         raise BadInput(f"--sweep: values must be numbers, got {values!r}") from None
     if len(numbers) < 2 or len(set(numbers)) != len(numbers):
         raise BadInput("--sweep: give at least two different values")
+    if not all(math.isfinite(n) for n in numbers):
+        raise BadInput(f"--sweep: values must be finite numbers, got {values!r}")
+    if field.strip() == "budget" and min(numbers) <= 0:
+        raise BadInput("--sweep: budget values must be > 0 (values <= 1 are fractions of the recipe's budget)")
     return field.strip(), numbers
 
 
@@ -147,7 +152,8 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
         raise BadInput(f"--max-clean-cost: expected points >= 0, got {max_clean_cost}")
     field, values = parse_sweep(sweep)
     path, text, node, data = read_recipe(path, seed)
-    data.setdefault("evaluate", {"baseline": {}})
+    if not data.get("evaluate"):  # a sweep is judged on its evaluation: the baseline unless the recipe names one
+        data["evaluate"] = {"baseline": {}}
     loaded = [validate_recipe(set_field(data, field, v), node, path, text) for v in values]
     if pick != "best":
         try:
@@ -172,7 +178,15 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
     candidates, builds = [], []
     with dataset.lock():
         for value, recipe, plan in zip(values, loaded, plans):
-            candidate, gate, evaluation = build(recipe, plan, dataset, source, executor, progress, evaluator)
+            try:
+                candidate, gate, evaluation = build(recipe, plan, dataset, source, executor, progress, evaluator)
+            except BadInput:  # a later candidate's model failed: the earlier candidates' objects go too
+                from curate.verify import discard
+
+                known = set(view.manifest["object"])
+                discard(dataset, [(o, e) for b in builds for o, e in zip(b[2].manifest["object"], b[2].manifest["ext"])
+                                  if o not in known])
+                raise
             candidates.append(judge_candidate(value, plan, gate, evaluation, list(recipe.budgets), max_clean_cost))
             builds.append((recipe, plan, candidate, gate, evaluation))
         if pick == "best":

@@ -39,9 +39,9 @@ def read_predictions(source: str | Path | Any, view=None, *, where: str | None =
 
     if isinstance(source, (str, Path)):
         where = where or str(source)
-        frame = _read_csv(Path(source))
+        frame = _read_csv(Path(source), where)
     elif isinstance(source, pd.DataFrame):
-        frame = source.copy()
+        frame = source.reset_index(drop=True)
     elif isinstance(source, Mapping):
         frame = pd.DataFrame({"id": list(source.keys()), "prediction": list(source.values())})
     else:
@@ -49,6 +49,9 @@ def read_predictions(source: str | Path | Any, view=None, *, where: str | None =
                        f"got {type(source).__name__}")
     where = where or "predictions"
     frame.columns = [str(c).strip() for c in frame.columns]
+    twice = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if twice:
+        raise BadInput(f"{where}: column {twice[0]!r} is given twice")
     for column in REQUIRED + (() if view is not None else ("label",)):
         if column not in frame.columns:
             hint = " (or give the dataset, which has the labels)" if column == "label" else ""
@@ -74,17 +77,17 @@ def read_predictions(source: str | Path | Any, view=None, *, where: str | None =
     return frame if view is None else _join(frame, view, where, unknown)
 
 
-def _read_csv(path: Path):
+def _read_csv(path: Path, where: str):
     import pandas as pd
 
     if not path.is_file():
-        raise BadInput(f"{path}: predictions file does not exist")
+        raise BadInput(f"{where}: predictions file does not exist")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
     except pd.errors.EmptyDataError:
-        raise BadInput(f"{path}: empty file (expected a header with id,prediction)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"{where}: empty file (expected a header with id,prediction)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"{where}: not a readable CSV ({str(exc).splitlines()[0][:300]})") from None
     frame.index = range(len(frame))
     return frame
 

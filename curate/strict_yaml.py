@@ -11,12 +11,15 @@ the file and line.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from curate.exceptions import BadInput
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
+MAX_SCALAR = 4_096   # characters of one value: a path or a label, not a document
+_DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
 _PLAIN = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 _NAMES = {"tag:yaml.org,2002:timestamp": "a date or time (quote it to keep it as text)",
           "tag:yaml.org,2002:binary": "binary data", "tag:yaml.org,2002:set": "a set",
@@ -57,6 +60,8 @@ def parse(text: str, path: Path):
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise BadInput(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise BadInput(f"{path}: a value is out of range ({str(exc).splitlines()[0][:200]})") from None
     return node, data
 
 
@@ -69,8 +74,12 @@ def _check(root, path: Path) -> None:
     import yaml
 
     stack = [(root, 1)]
+    seen_nodes: set[int] = set()
     while stack:
         node, depth = stack.pop()
+        if id(node) in seen_nodes:  # an alias: checked where it was defined (and never walked twice)
+            continue
+        seen_nodes.add(id(node))
         where = f"{path}:{node.start_mark.line + 1}"
         if depth > MAX_DEPTH:
             raise BadInput(f"{where}: nested more than {MAX_DEPTH} levels deep")
@@ -78,6 +87,12 @@ def _check(root, path: Path) -> None:
             kind = _NAMES.get(node.tag, f"the type {node.tag!r}")
             raise BadInput(f"{where}: {kind} is not allowed here; use plain text, numbers, true/false, lists and "
                            "mappings")
+        if node.tag == "tag:yaml.org,2002:int" and isinstance(node, yaml.ScalarNode) and node.style is None \
+                and not _DECIMAL.match(node.value):
+            raise BadInput(f"{where}: {node.value[:40]!r} is a YAML 1.1 octal, hex, binary or base-60 number; write "
+                           "it in decimal, or quote it to keep it as text")
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_SCALAR:
+            raise BadInput(f"{where}: a value of {len(node.value):,} characters; at most {MAX_SCALAR:,}")
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key, value in node.value:

@@ -76,7 +76,11 @@ def recipe_cases() -> list[tuple[str, bytes]]:
     for evaluate in ({"baseline": {"model": "nosuchmodel"}}, {"baseline": {"features": "colour"}},
                      {"command": "python t.py"}, {"command": "python t.py {predicted}"}, {"python": "not a target"},
                      {"command": "x {predictions}", "python": "a:b"}, {"baseline": {}, "resamples": 5},
-                     {"baseline": {}, "split": 3}, "bestline"):
+                     {"baseline": {}, "split": 3}, "bestline", {"command": "x --seed {seed:d} {predictions}"},
+                     {"command": "x {predictions!r}"}, {"command": "x {predictions}", "timeout_s": float("inf")},
+                     {"python": "m:f", "timeout_s": 5}, {"command": "x {predictions}", "timeout_s": True},
+                     {"baseline": {"seed": 99999999999}}, {"baseline": {}, "split": "train"},
+                     {"baseline": {}, "split": "validation"}):
         add(f"evaluate {evaluate!r}", {**BASE, "evaluate": evaluate})
     for curation in ({"block_on": "bogus"}, {"blok_on": "error"}, {"realism": {"auc_warn": 2}},
                      {"checks": ["realizm"]}, {"evaluation": {"accept_cost": {"clean": -5}}},
@@ -87,6 +91,17 @@ def recipe_cases() -> list[tuple[str, bytes]]:
     add("binary tag", ("name: !!binary aGVsbG8=\n" + text.split("\n", 1)[1]).encode())
     add("python tag", (text + "x: !!python/object:os.system {}\n").encode())
     add("a date", (text + "seed: 2024-01-01\n").replace("seed: 5\n", "").encode())
+    add("yaml 1.1 octal", text.replace("seed: 5\n", "seed: 010\n").encode())
+    add("yaml 1.1 hex", text.replace("budget: 4\n", "budget: 0x0A\n").encode())
+    add("yaml 1.1 base 60", text.replace("seed: 5\n", "seed: 1:20\n").encode())
+    add("a 5000-digit integer", text.replace("seed: 5\n", "seed: " + "9" * 5000 + "\n").encode())
+    add("add_tags with ';'", dump({**BASE, "add_tags": ["a;b"]}).encode())
+    add("add_tags blank", dump({**BASE, "add_tags": [" "]}).encode())
+    add("a 300-character name", dump({**BASE, "name": "n" * 300}).encode())
+    add("set_label for no target", dump({**BASE, "set_label": {"nosuch": "one"}}).encode())
+    add("set_label empty", dump({**BASE, "set_label": {"cafe_noise": ""}}).encode())
+    bomb = "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 12))
+    add("alias bomb", (text + "x0: &a0 [1]\n" + bomb + "y: [*a11]\n").encode())  # 9^11 nodes if walked
     add("latin-1", text.replace("name: fuzz", "name: caf\u00e9").encode("latin-1"))
     add("deep nesting", (text + "x: " + "[" * 5000 + "]" * 5000 + "\n").encode())
     add("deep mapping", (text + "x: " + "{a: " * 200 + "1" + "}" * 200 + "\n").encode())

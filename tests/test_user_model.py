@@ -209,3 +209,52 @@ def test_predictions_without_labels_take_them_from_the_dataset(speech_dataset, t
     truth = list(version.manifest["label"][:40])
     assert report["overall"]["n"] == 40 and report["overall"]["accuracy"] == truth.count("one") / 40
     assert {r["tag"] for r in report["tags"]} <= {"clean", "low_bandwidth", "cafe_noise", "car_noise", "people_noise"}
+
+
+def test_a_python_model_that_exits_or_writes_into_its_inputs_cannot_pass_or_harm(speech_copy, tmp_path, augment_cli,
+                                                                                 monkeypatch):
+    (tmp_path / "rude.py").write_text(
+        "import sys\n"
+        "def quits(train, dev, seed):\n"
+        "    sys.exit(0)\n"
+        "def scribbles(train, dev, seed):\n"
+        "    open(train['path'][0], 'wb').write(b'overwritten')\n"
+        "    return {i: 'one' for i in dev['id']}\n")
+    (tmp_path / "broken_import.py").write_text("raise RuntimeError('no GPU here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = objects(speech_copy)
+    for target, message in (("rude:quits", "raised SystemExit"), ("broken_import:f", "RuntimeError: no GPU here")):
+        text = NOISE_RECIPE.replace("test_noise", target.split(":")[1]) + literal(f"evaluate: {{python: '{target}'}}\n")
+        code, _, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=4, name="q.yaml", text=text))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert objects(speech_copy) == before and curate.open(speech_copy).versions() == ["v0001"]
+    text = NOISE_RECIPE + literal("evaluate: {python: 'rude:scribbles'}\n")
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=4, name="s.yaml", text=text))
+    assert code == 0, err
+    from curate.verify import verify
+
+    assert verify(curate.open(speech_copy))[0] == []  # the model wrote into a copy, not into the store
+
+
+def test_a_timed_out_command_is_stopped_with_everything_it_started(speech_copy, tmp_path, augment_cli):
+    script = tmp_path / "slow.py"
+    marker = tmp_path / "child.pid"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n")
+    text = NOISE_RECIPE + literal(f"evaluate:\n  command: {sys.executable} {script} {{predictions}}\n  timeout_s: 3\n")
+    code, _, err = augment_cli("run", recipe_file(tmp_path, speech_copy, budget=4, text=text))
+    assert code == 2 and "did not finish within timeout_s=3 s" in err, err
+    import os
+    import time
+
+    pid = int(marker.read_text())
+    time.sleep(0.5)
+    try:
+        os.kill(pid, 0)
+        alive = open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+    except ProcessLookupError:
+        alive = False
+    assert not alive  # the grandchild went with the command

@@ -20,7 +20,8 @@ and last lines; the source is scored before anything is augmented, so a broken c
 
 A **python** function is imported from `package.module` (the current directory is importable) and called as
 `function(train, dev, seed=seed)`, where train and dev are pandas DataFrames of the two splits with the columns
-above plus `path`, the media file (read it; do not write it). It returns the predictions for the dev items: a
+above plus `path`, a copy of the media file (so a model that writes into it cannot change the dataset). An
+exception, or sys.exit, fails the run like a failing command. It returns the predictions for the dev items: a
 DataFrame with id and prediction (and p_<label> columns), or a {id: prediction} mapping.
 
 Either way the predictions must cover every item of the scored split (the pairing needs both models on each).
@@ -31,6 +32,7 @@ import importlib
 import os
 import shlex
 import shutil
+import signal
 import string
 import subprocess
 import sys
@@ -44,6 +46,8 @@ from curate.exceptions import BadInput
 PLACEHOLDERS = ("train_dir", "dev_dir", "predictions", "workdir", "seed")
 TAIL_LINES = 8     # of a failing command's output, in its one-line error
 REPORT_LINES = 40  # of each run's output, in the report
+LINE_CHARS = 300   # of any one line of the model's output quoted in a message
+LOG_CHARS = 1_000_000  # of stdout and of stderr kept in evaluation-*.log
 
 
 class EvaluationFailed(BadInput):
@@ -54,11 +58,16 @@ def check_command(text: str) -> str:
     """A command line whose placeholders are known and that writes {predictions}; raises ValueError otherwise."""
     try:
         tokens = shlex.split(text)
-        names = {name for token in tokens for _, name, _, _ in string.Formatter().parse(token) if name is not None}
+        fields = [(name, spec, conversion) for token in tokens
+                  for _, name, spec, conversion in string.Formatter().parse(token) if name is not None]
+        names = {name for name, _, _ in fields}
     except ValueError as exc:
         raise ValueError(f"not a valid command line ({exc})") from None
     if not tokens:
         raise ValueError("an empty command")
+    shaped = [name for name, spec, conversion in fields if spec or conversion]
+    if shaped:
+        raise ValueError(f"placeholder {{{shaped[0]}}} takes no format or conversion (write {{{shaped[0]}}})")
     unknown = sorted(names - set(PLACEHOLDERS))
     if unknown:
         raise ValueError(f"unknown placeholder {{{unknown[0]}}} (known: {', '.join('{%s}' % p for p in PLACEHOLDERS)})")
@@ -92,6 +101,10 @@ class Evaluator:
     def before(self):
         """The source's predictions (the first call computes them; a failing model raises EvaluationFailed)."""
         if self._before is None:
+            frame = self.source.manifest
+            unsplit = "split" not in frame.columns or all(s is None for s in frame["split"])
+            if not (unsplit and self.spec.kind == "baseline"):  # a baseline on unsplit data cross-validates
+                _split(self.source, self.spec.split, self.where)
             self._before = self._predict(self.source, "before")
         return self._before
 
@@ -129,12 +142,12 @@ class Evaluator:
             if self.spec.kind == "command":
                 source = self._run_command(view, role, train, dev, Path(scratch))
             else:
-                source = self._call_python(view, role, train, dev)
+                source = self._call_python(view, role, train, dev, Path(scratch))
             what = f"evaluate.{self.spec.kind} on the {'source' if role == 'before' else 'candidate'}"
             from curate.predictions import read_predictions
 
             try:
-                frame = read_predictions(source, view, where=what)
+                frame = read_predictions(source, view, where=f"{what}: its predictions")
             except EvaluationFailed:
                 raise
             except BadInput as exc:
@@ -169,14 +182,22 @@ class Evaluator:
         what = f"evaluate.command on the {'source' if role == 'before' else 'candidate'} ({view.ref})"
         env = {**os.environ, "RUBBERSHEET_SEED": str(self.seed)}
         started = time.monotonic()
-        try:
-            done = subprocess.run(argv, capture_output=True, env=env, timeout=self.spec.timeout_s, check=False)
+        try:  # its own session, so a timeout stops everything it started, not only the first process
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                       start_new_session=True)
         except FileNotFoundError:
             raise EvaluationFailed(f"{what}: {argv[0]!r} is not a program on PATH") from None
-        except subprocess.TimeoutExpired as exc:
-            self.logs[f"evaluation-{role}.log"] = _log(argv, exc.stdout, exc.stderr, None, time.monotonic() - started)
+        except OSError as exc:
+            raise EvaluationFailed(f"{what}: cannot start {argv[0]!r} ({exc.strerror or exc})") from None
+        try:
+            stdout, stderr = process.communicate(timeout=self.spec.timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            self.logs[f"evaluation-{role}.log"] = _log(argv, stdout, stderr, None, time.monotonic() - started)
             raise EvaluationFailed(f"{what}: did not finish within timeout_s={self.spec.timeout_s:g} s"
-                                   f"{_tail(exc.stderr or exc.stdout)}") from None
+                                   f"{_tail(stderr or stdout)}") from None
+        done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
         self.logs[f"evaluation-{role}.log"] = _log(argv, done.stdout, done.stderr, done.returncode,
                                                     time.monotonic() - started)
         if done.returncode != 0:
@@ -188,16 +209,24 @@ class Evaluator:
         shutil.copyfile(predictions, kept)
         return kept
 
-    def _call_python(self, view, role: str, train, dev):
+    def _call_python(self, view, role: str, train, dev, scratch: Path):
         function = load_function(self.spec.python, self.where)
         what = f"evaluate.python {self.spec.python} on the {'source' if role == 'before' else 'candidate'}"
-        paths = lambda frame: frame.assign(path=[str(view.media_path(i)) for i in frame["id"]])  # noqa: E731
+        copies = {}
+        for name, rows in (("train", train), ("dev", dev)):  # copies: the model cannot change the dataset
+            copies.update(write_split(view, rows, scratch / name))
+
+        def paths(frame):
+            return frame.assign(path=[str(copies[i]) for i in frame["id"]])
         try:
-            return function(paths(train), paths(dev), seed=self.seed)
+            result = function(paths(train), paths(dev), seed=self.seed)
         except BadInput:
             raise
-        except Exception as exc:  # the user's code: its failure is reported, not a traceback
-            raise EvaluationFailed(f"{what}: raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:  # the user's code: its failure (even sys.exit(0)) fails the run
+            raise EvaluationFailed(f"{what}: raised {type(exc).__name__}: {_short(str(exc))}") from None
+        import pandas as pd
+
+        return result.reset_index(drop=True) if isinstance(result, pd.DataFrame) else result
 
 
 def load_function(target: str, where: str) -> Callable:
@@ -208,8 +237,9 @@ def load_function(target: str, where: str) -> Callable:
         sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BadInput(f"{where}.python: cannot import {module_name!r} ({exc})") from None
+    except (Exception, SystemExit) as exc:  # the user's module: a SyntaxError or sys.exit at import is reported
+        raise BadInput(f"{where}.python: cannot import {module_name!r} ({type(exc).__name__}: "
+                       f"{_short(str(exc))})") from None
     finally:
         if added:
             sys.path.remove(here)
@@ -228,8 +258,9 @@ def _split(view, name: str, where: str):
     return rows.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def write_split(view, rows, folder: Path) -> None:
-    """`folder`/labels.csv (id, file, label, tags, group, metadata) and copies of the media under `folder`/media."""
+def write_split(view, rows, folder: Path) -> dict[str, Path]:
+    """`folder`/labels.csv (id, file, label, tags, group, metadata) and copies of the media under `folder`/media;
+    returns {id: path of its copy}."""
     import csv
 
     from curate.export import file_name
@@ -237,6 +268,7 @@ def write_split(view, rows, folder: Path) -> None:
 
     media = folder / "media"
     media.mkdir(parents=True)
+    written: dict[str, Path] = {}
     metadata = [c for c in rows.columns if c not in CORE_COLUMNS]
     with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -248,23 +280,35 @@ def write_split(view, rows, folder: Path) -> None:
                 name = f"_{name}"
             used.add(name.lower())
             shutil.copyfile(view.media_path(record["id"]), media / name)
+            written[record["id"]] = media / name
             writer.writerow([record["id"], f"media/{name}", record["label"], ";".join(record["tags"]),
                              record["group"] or "", *["" if record[c] is None else record[c] for c in metadata]])
+    return written
+
+
+def _short(text: str, limit: int = LINE_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _tail(output: bytes | str | None) -> str:
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else (output or "")
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()][-TAIL_LINES:]
+    lines = [_short(line) for line in text.strip().splitlines() if line.strip()][-TAIL_LINES:]
     return f"; last lines: {' | '.join(lines)}" if lines else ""
 
 
 def _last(log: bytes, lines: int) -> str:
-    return "\n".join(log.decode("utf-8", "replace").splitlines()[-lines:])
+    return "\n".join(_short(line, 500) for line in log.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _log(argv, stdout, stderr, code, seconds: float) -> bytes:
     def text(value):
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
+    def bounded(value) -> str:  # the end of a flood is what explains it
+        value = text(value)
+        return value if len(value) <= LOG_CHARS else f"[... {len(value) - LOG_CHARS:,} characters cut]\n" + \
+            value[-LOG_CHARS:]
+
     return (f"$ {shlex.join(argv)}\n# exit code: {code if code is not None else 'timed out'}, {seconds:.1f} s\n"
-            f"## stdout\n{text(stdout)}\n## stderr\n{text(stderr)}\n").encode("utf-8")
+            f"## stdout\n{bounded(stdout)}\n## stderr\n{bounded(stderr)}\n").encode("utf-8")
