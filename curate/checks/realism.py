@@ -82,7 +82,7 @@ def check(candidate, source, config) -> list[Finding]:
             continue
         findings += _envelope(key, table, augmented, reference, config)
         findings += _two_sample(key, table, augmented, reference, config)
-    findings += _label_kept(candidate, source, frame, groups, config)
+    findings += _label_kept(candidate, frame, groups, config)
     return findings
 
 
@@ -132,7 +132,7 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
                     figures={"target": key, "auc": auc, "augmented": len(augmented), "reference": len(reference)})]
 
 
-def _label_kept(candidate, source, frame, groups, config) -> list[Finding]:
+def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     """Is each NEW augmented item's label still recoverable from its content? Its k nearest real neighbours
     (embedding) vote; the rate of items whose majority is their own label is compared with the same rate for
     the real items (leave one out), so a hard task is not mistaken for broken data. A drop above
@@ -141,9 +141,8 @@ def _label_kept(candidate, source, frame, groups, config) -> list[Finding]:
     recognition). Above the bound but not significant (few items): a warning."""
     from scipy.stats import fisher_exact
 
-    known = set(source.manifest["id"]) if source is not None else set()
     real_ids = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
-    augmented_ids = [i for ids, _ in groups.values() for i in ids if i not in known]
+    augmented_ids = [i for ids, _ in groups.values() for i in ids]  # check() kept only the new ones
     if len(real_ids) <= config.neighbours or not augmented_ids:
         return []
     ids, unit = standardised_embeddings(candidate)
