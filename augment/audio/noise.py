@@ -23,6 +23,9 @@ _BEDS_LOCK = threading.Lock()
 def find_noise_files(noise: str | os.PathLike | Sequence[str | os.PathLike], name: str = "noise") -> list[Path]:
     """A folder (searched recursively, sorted) or a list of files -> audio files, checked to exist."""
     if isinstance(noise, (str, os.PathLike)):
+        if not os.fspath(noise).strip():
+            # Path("") is the working directory: searching it would mix in whatever audio happens to lie there
+            raise ParameterError(name, "empty path; give a folder of noise recordings or a list of files")
         root = Path(noise)
         if not root.exists():
             raise ParameterError(name, f"{root} does not exist")
@@ -34,6 +37,8 @@ def find_noise_files(noise: str | os.PathLike | Sequence[str | os.PathLike], nam
         return files
     if not isinstance(noise, (list, tuple)) or not noise:
         raise ParameterError(name, f"expected a folder or a non-empty list of audio files, got {noise!r}")
+    if any(not os.fspath(p).strip() for p in noise):
+        raise ParameterError(name, "empty path in the list of noise files")
     files = [Path(p) for p in noise]
     for f in files:
         if not f.is_file():
