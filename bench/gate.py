@@ -21,8 +21,8 @@ Cases (recipes in bench/gate_cases/, plus recipes/ocr_balanced, inspection_defec
     saturation    (d) speech +30..+40 dB with `on_clip: allow`
     prior_shift   (e) recipes/ocr_unbalanced.yaml (the I/1/l pairs) and a flood of the non-confusable "six"
     leakage       (f) train items that are derived copies of dev items (speech: cafe noise at 0-15 dB, gain,
-                  16k->8k->16k resampling; digits: rotation up to 5 degrees, a 1 px shift, brightness), imported
-                  as real items with their own groups and checked with `curate check`
+                  16k->8k->16k resampling, an Ogg Vorbis round trip; digits: rotation up to 5 degrees, a 1 px
+                  shift, brightness), imported as real items with their own groups and checked with `curate check`
 
 The generated data set ("digits") is 300 28 x 28 grey images of digit-like strokes drawn with PIL, 10 classes,
 train/dev only (no test split), written with its labels.csv into the work folder.
@@ -200,7 +200,8 @@ def copy_row(original: dict, path: str) -> dict:
 
 
 def write_speech_leak(folder: Path, planted: bool) -> list[dict]:
-    """Sample speech (its own train/dev/test split) plus, when planted, cafe-noise, gain and resampled copies."""
+    """Sample speech (its own train/dev/test split) plus, when planted, cafe-noise, gain, resampled and Ogg Vorbis
+    round-trip copies."""
     shutil.copytree(ROOT / "sample_media" / "speech", folder, ignore=shutil.ignore_patterns("cache"))
     with (folder / "labels.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -208,7 +209,7 @@ def write_speech_leak(folder: Path, planted: bool) -> list[dict]:
     if planted:
         (folder / "planted").mkdir()
         rng = np.random.default_rng(LEAK_SEED)
-        for kind, originals in pick_dev(rows, ("noise", "gain", "resample"), rng).items():
+        for kind, originals in pick_dev(rows, ("noise", "gain", "resample", "codec"), rng).items():
             for n, original in enumerate(originals):
                 path = f"planted/{kind}_{n:02d}.wav"
                 param = derive_audio(folder / original["path"], folder / path, kind, rng)
@@ -234,6 +235,13 @@ def derive_audio(src: Path, dst: Path, kind: str, rng) -> str:
         gain = float(rng.choice([-1, 1]) * rng.uniform(3, 9))
         gain = min(gain, 20 * np.log10(0.98 / peak))   # no clipping: a level change, nothing else
         out, param = audio * np.float32(10 ** (gain / 20)), f"gain {gain:+.1f} dB"
+    elif kind == "codec":
+        import io
+
+        encoded = io.BytesIO()
+        sf.write(encoded, audio, rate, format="OGG", subtype="VORBIS")
+        encoded.seek(0)
+        out, param = sf.read(encoded, dtype="float32")[0], "Ogg Vorbis round trip"
     else:
         from scipy.signal import resample_poly
 
@@ -373,7 +381,7 @@ def detect_copies(work: Path, planted: list[dict]) -> dict:
         copy = a if a in original_of else b if b in original_of else None
         other = b if copy == a else a
         if copy is not None and original_of[copy] == other:
-            found[copy] = seen["score"]
+            found[copy] = seen
             continue
         # A copy can also match a sibling of its original (the same utterance in another noise condition, a
         # group-mate): still leaked content, so it is listed apart from a match with an unrelated item.
@@ -382,11 +390,13 @@ def detect_copies(work: Path, planted: list[dict]) -> dict:
         false_matches.append({"pair": [a, b], "kind": kind, "checks": sorted(seen["checks"]), "score": seen["score"]})
     per_kind = {}
     for p in planted:
-        entry = per_kind.setdefault(p["kind"], {"planted": 0, "found": 0, "scores": [], "named": [], "missed": []})
+        entry = per_kind.setdefault(p["kind"], {"planted": 0, "found": 0, "warning_only": 0, "scores": [],
+                                                "named": [], "missed": []})
         entry["planted"] += 1
         if p["copy"] in found:
             entry["found"] += 1
-            entry["scores"].append(found[p["copy"]])
+            entry["warning_only"] += all("(warning)" in c for c in found[p["copy"]]["checks"])
+            entry["scores"].append(found[p["copy"]]["score"])
             entry["named"].append(f"{p['copy']} ({p['param']})")
         else:
             entry["missed"].append(f"{p['copy']} ({p['param']})")
@@ -409,7 +419,8 @@ def named_pairs(gate: dict) -> dict[tuple[str, str], dict]:
             for n, a in enumerate(members):
                 for b in members[n + 1:]:
                     entry = pairs.setdefault(tuple(sorted((a, b))), {"checks": set(), "score": score})
-                    entry["checks"].add(finding["check"])
+                    entry["checks"].add(finding["check"] + ("" if finding["severity"] == "error"
+                                                            else f" ({finding['severity']})"))
                     if score is not None and (entry["score"] is None or score < entry["score"]):
                         entry["score"] = score
     return pairs
@@ -450,14 +461,17 @@ def print_detection(results: list[Result]) -> None:
     shown = [r for r in results if r.detection]
     if not shown:
         return
-    print("\nderived-copy detection (pairs named by the findings of `curate check --json`, every pair listed;"
-          "\nscore = distance / typical nearest-neighbour distance; near-duplicate at <= 0.25 by default)")
+    print("\nderived-copy detection (pairs named by the findings of `curate check --json`, every pair listed; score:"
+          "\nnear-duplicates and image copies: distance / typical (near-duplicate <= 0.25, image copy <= 0.4);"
+          "\naudio copies: waveform correlation (copy >= 0.97; a possible copy, a warning, >= 0.5))")
     for r in shown:
         d = r.detection
         if "error" in d:
             print(f"  {r.name}: could not read the pairs: {d['error']}")
             continue
-        kinds = ", ".join(f"{k} {v['found']}/{v['planted']}" for k, v in d["per_kind"].items())
+        kinds = ", ".join(f"{k} {v['found']}/{v['planted']}" + (f" ({v['warning_only']} as a warning only)"
+                                                                 if v["warning_only"] else "")
+                          for k, v in d["per_kind"].items())
         recall = f"planted pairs named {d['found']}/{d['planted']} ({kinds})" if d["planted"] else "no planted copies"
         tally = {k: sum(m["kind"] == k for m in d["false_matches"]) for k in ("real_real", "copy_unrelated",
                                                                                 "copy_sibling")}

@@ -13,7 +13,9 @@ Config (YAML file for `curate check --config`, or the recipe's `curation:` block
     consistency: {exact_duplicate_severity: error, near_duplicate_ratio: 0.25, min_agreement: 0.6, min_kappa: 0.4}
     splits:      {min_per_label: 2, max_prevalence_deviation: 0.1}
     ambiguity:   {max_prior_shift: 0.2, min_neighbour_share: 0.1, min_confusion: 0.1}
-    leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25}
+    leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25, derived_copies: true}
+                 # derived_copies: look for dev/test items copied into train under noise, gain, resampling, a codec,
+                 # a move, a small rotation or a brightness change (curate.checks.copies, with its calibration)
     change:      {noop_db: 50, noop_pixel: 1, max_noop_share: 0.05, saturation_margin: 0.02,
                   max_saturated_share: 0.05, max_prior_ratio: 2.0}
                  # what the new items add: no-op copies, saturation, class flooding (curate.checks.change)
@@ -82,6 +84,7 @@ class AmbiguityConfig(_Section):
 
 class LeakageConfig(_Section):
     near_duplicates: bool = True
+    derived_copies: bool = True
     near_duplicate_ratio: float = Field(0.25, gt=0, le=1)
 
 

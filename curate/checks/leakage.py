@@ -1,7 +1,11 @@
 """Leakage: nothing seen in training may reappear in dev/test.
 
 Errors: the same object, or a near-duplicate (same thresholds as the consistency check), in train and in dev/test;
-augmented items outside train; a group (speaker, source item and its copies) spanning several splits.
+a derived copy of a dev/test item in train (curate.checks.copies: noise-mixed, gain-changed, resampled, re-encoded,
+moved, rotated or brightness-changed; confirmed at the signal level); augmented items outside train; a group
+(speaker, source item and its copies) spanning several splits.
+Warning: a "possible copy" of audio (the same recording under added noise, or two synthetic voices sharing samples:
+see curate.checks.copies for why the two cannot be told apart).
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ def check(candidate, source, config) -> list[Finding]:
                                     f"dev/test ({found.rule()}; score = distance / typical)", items=listed,
                                     figures={"pairs": int(across.sum()), **found.figures()},
                                     key="leakage.near_duplicates", subjects=pairs))
+    if config.derived_copies and any(s == "train" for s in split.values()):
+        findings += _derived_copies(candidate, source, split, config, findings)
     has_splits = any(s is not None for s in split.values())
     outside = [{"id": i, "split": s} for i, s, o in zip(frame["id"], frame["split"], frame["origin"])
                if o == "augmented" and s != "train" and has_splits]
@@ -69,3 +75,39 @@ def check(candidate, source, config) -> list[Finding]:
     if not findings:
         findings.append(Finding(CHECK, "info", "no leakage between splits", figures={"items": len(frame)}))
     return findings
+
+
+def _derived_copies(candidate, source, split: dict, config, found_already: list[Finding]) -> list[Finding]:
+    """Derived copies of dev/test items among train items, leaving out pairs already reported as identical or
+    near-duplicates."""
+    from curate.checks.copies import derived_copies
+
+    reported = set()
+    for finding in found_already:
+        if finding.key == "leakage.near_duplicates":
+            reported |= set(finding.subjects)
+    held_out = [i for i, s in split.items() if s is not None and s != "train"]
+    train = [i for i, s in split.items() if s == "train"]
+    copies = derived_copies(candidate, held_out, train, scale_from=source)
+    out = []
+    for confident in (True, False):
+        pairs = [(a, b, score, text) for a, b, score, sure, text in
+                 zip(copies.query, copies.reference, copies.score, copies.confident, copies.detail)
+                 if sure == confident and "|".join(sorted((a, b))) not in reported]
+        if not pairs:
+            continue
+        listed = [{"a": a, "b": b, "splits": [split[a], split[b]], "score": round(score, 4), "why": text}
+                  for a, b, score, text in pairs[: config.max_items]]
+        subjects = frozenset("|".join(sorted((a, b))) for a, b, _, _ in pairs)
+        if confident:
+            findings = Finding(CHECK, "error", f"{len(pairs)} derived cop(ies) of dev/test items in train "
+                               f"({copies.rule(True)})", items=listed,
+                               figures={"pairs": len(pairs), **copies.figures()}, key="leakage.derived_copies",
+                               subjects=subjects)
+        else:
+            findings = Finding(CHECK, "warning", f"{len(pairs)} possible cop(ies) of dev/test clips in train "
+                               f"({copies.rule(False)})", items=listed,
+                               figures={"pairs": len(pairs), **copies.figures()}, key="leakage.possible_copies",
+                               subjects=subjects)
+        out.append(findings)
+    return out
