@@ -2,7 +2,8 @@
 
 - exact duplicates (same object hash) carrying different labels: error (configurable);
 - near-duplicates (far closer than the dataset's typical nearest-neighbour distance, curate.checks.similarity) with
-  different labels;
+  different labels, and (images) derived copies with different labels: one image moved, rotated or brightened and
+  labelled otherwise (curate.checks.copies);
 - annotator agreement when the manifest has `annotations`: per-item agreement, Fleiss' kappa, items below a bar;
 - label conventions: raw labels that are equal after normalising case, punctuation, whitespace, fillers
   ("um", "uh", ...) and ellipses are one convention written several ways;
@@ -35,6 +36,8 @@ def check(candidate, source, config) -> list[Finding]:
     findings: list[Finding] = []
     findings += _exact_duplicates(frame, config)
     findings += _near_duplicates(candidate, config, source)
+    if config.derived_copies:
+        findings += _derived_conflicts(candidate, config, source, findings)
     if "annotations" in frame.columns:
         findings += _agreement(frame, config)
     findings += _conventions(frame)
@@ -83,6 +86,30 @@ def _near_duplicates(view, config, source=None) -> list[Finding]:
                     figures={"pairs": int(conflict.sum()), "near_duplicate_pairs": int(len(i)), **found.figures()},
                     key="consistency.near_duplicate_conflict",
                     subjects=frozenset("|".join(sorted((ids[x], ids[y]))) for x, y in zip(i[conflict], j[conflict])))]
+
+
+def _derived_conflicts(view, config, source, found_already: list[Finding]) -> list[Finding]:
+    """Image pairs that are derived copies of each other under different labels, leaving out the pairs already
+    reported as near-duplicate conflicts."""
+    from curate.checks.copies import derived_copies
+
+    reported = set().union(*(f.subjects for f in found_already if f.key == "consistency.near_duplicate_conflict"))
+    ids = list(view.manifest["id"])
+    copies = derived_copies(view, ids, ids, scale_from=source, other_label=True)
+    labels = dict(zip(view.manifest["id"], view.manifest["label"]))
+    pairs: dict[str, tuple] = {}
+    for a, b, score, why in zip(copies.query, copies.reference, copies.score, copies.detail):
+        key = "|".join(sorted((a, b)))
+        if key not in reported and (key not in pairs or score < pairs[key][2]):
+            pairs[key] = (a, b, score, why)
+    if not pairs:
+        return []
+    ordered = sorted(pairs.values(), key=lambda p: p[2])
+    listed = [{"a": a, "b": b, "labels": [labels[a], labels[b]], "score": round(score, 4), "why": why}
+              for a, b, score, why in ordered[: config.max_items]]
+    return [Finding(CHECK, "warning", f"{len(pairs)} derived cop(ies) with a different label ({copies.rule()})",
+                    items=listed, figures={"pairs": len(pairs), **copies.figures()},
+                    key="consistency.derived_copy_conflict", subjects=frozenset(pairs))]
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:

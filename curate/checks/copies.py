@@ -7,7 +7,7 @@ a cheap index proposes, and judged against evidence that a different item cannot
 Images: a pose search, then a sharp refinement
     Candidates: the IMAGE_CANDIDATES nearest reference items of the same stored size (8 x 8 grey thumbnails, best of
     9 one-pixel moves), never the same object. Grid: both images blurred (BLUR_SIGMA stored pixels), the query
-    rotated by -6..6 degrees (1 degree steps) and moved by -2..2 stored pixels (one sparse bilinear operator per
+    rotated by -6..6 degrees (2 degree steps: the refinement finds the angle) and moved by -2..2 stored pixels (one sparse bilinear operator per
     image size), compared on the interior (a MARGIN-pixel frame left out: a move brings in pixels nobody knows) as
     centred (brightness) unit-length (contrast) grey vectors, distance sqrt(2 - 2 cos) as for near-duplicates.
     The grid finds the pose but cannot decide: blurred, two strokes of a "1" drawn 3 degrees apart are as close as
@@ -50,7 +50,7 @@ COPY_RATIO = 0.4
 REFINE_BELOW = 0.5
 GRID_COPY = 0.25
 BLUR_SIGMA = 2.0
-POSE_ANGLES = tuple(float(a) for a in range(-6, 7))
+POSE_ANGLES = tuple(float(a) for a in range(-6, 7, 2))
 POSE_SHIFTS = tuple((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3))
 POSE_CHUNK = 64
 IMAGE_CANDIDATES = 8
@@ -96,20 +96,23 @@ class DerivedCopies:
                 "typical_pose_distance": None if math.isnan(self.typical) else self.typical}
 
 
-def derived_copies(view, query: list[str], reference: list[str], scale_from=None) -> DerivedCopies:
+def derived_copies(view, query: list[str], reference: list[str], scale_from=None,
+                   other_label: bool = False) -> DerivedCopies:
     """Reference items that are derived copies of query items (or the other way round: the tests are symmetric
-    where it matters). Memoised on the view per (query, reference)."""
+    where it matters). `other_label`: only pairs whose labels differ (label conflicts; images only, as audio
+    candidates share the query's label). Memoised on the view per arguments."""
     from curate.checks.similarity import media_kind
 
-    key = ("derived_copies", tuple(query), tuple(reference), None if scale_from is None else scale_from.ref)
+    key = ("derived_copies", tuple(query), tuple(reference), None if scale_from is None else scale_from.ref,
+           other_label)
     memo = view.__dict__.setdefault("_similarity_memo", {})
     if key in memo:
         return memo[key]
     kind = media_kind(view)
-    if kind is None or not query or not reference:
+    if kind is None or not query or not reference or (other_label and kind != "image"):
         result = DerivedCopies(kind)
     elif kind == "image":
-        result = _image_copies(view, query, reference, scale_from)
+        result = _image_copies(view, query, reference, scale_from, other_label)
     else:
         result = _audio_copies(view, query, reference)
     memo[key] = result
@@ -139,8 +142,10 @@ class _Images:
         return np.stack([cv2.GaussianBlur(self.pixels.pixels[r, :h, :w].astype(np.float32), (0, 0), BLUR_SIGMA,
                                           borderType=cv2.BORDER_REPLICATE).reshape(-1) for r in rows])
 
-    def candidates(self, rows: np.ndarray, allowed: np.ndarray, k: int) -> list[np.ndarray]:
-        """For each row, up to k allowed rows of its size and another object, most similar first (coarse)."""
+    def candidates(self, rows: np.ndarray, allowed: np.ndarray, k: int,
+                   labels: np.ndarray | None = None) -> list[np.ndarray]:
+        """For each row, up to k allowed rows of its size and another object (and, given `labels` codes, another
+        label), most similar first (coarse)."""
         from curate.checks.similarity import BLOCK_CELLS
 
         out = []
@@ -151,6 +156,8 @@ class _Images:
             similarity[:, ~allowed] = -np.inf
             similarity[self.objects[part][:, None] == self.objects[None, :]] = -np.inf
             similarity[self.size_code[part][:, None] != self.size_code[None, :]] = -np.inf
+            if labels is not None:
+                similarity[labels[part][:, None] == labels[None, :]] = -np.inf
             for line in similarity:
                 finite = np.flatnonzero(np.isfinite(line))
                 out.append(finite[np.argsort(-line[finite], kind="stable")[:k]])
@@ -167,16 +174,17 @@ class _Images:
             inner = operator.shape[0] // len(poses)
             for start in range(0, len(where), POSE_CHUNK):
                 chunk = where[start:start + POSE_CHUNK]
-                moved = (operator @ self.blurred(rows[chunk]).T).reshape(len(poses), inner, len(chunk))
-                moved -= moved.mean(axis=1, keepdims=True)
-                moved /= np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-6)
+                moved = np.ascontiguousarray((operator @ self.blurred(rows[chunk]).T).T)
+                moved = moved.reshape(len(chunk), len(poses), inner)
+                moved -= moved.mean(axis=2, keepdims=True)
+                moved /= np.maximum(np.linalg.norm(moved, axis=2, keepdims=True), 1e-6)
                 for n, at in enumerate(chunk):
                     targets = others[at]
                     if len(targets) == 0:
                         out[at] = (np.zeros(0), [])
                         continue
                     still = _centred_unit(_interior(self.blurred(targets).reshape(len(targets), h, w)))
-                    similarity = np.einsum("pd,kd->pk", moved[:, :, n], still)
+                    similarity = moved[n] @ still.T
                     best = np.argmax(similarity, axis=0)
                     value = similarity[best, np.arange(len(targets))].astype(np.float64)
                     out[at] = (np.sqrt(np.maximum(2.0 - 2.0 * value, 0.0)), [poses[p] for p in best])
@@ -297,23 +305,40 @@ def _real_rows(view, images: _Images) -> np.ndarray:
     return np.asarray(frame.loc[images.ids, "origin"] == "real")
 
 
-def _image_copies(view, query: list[str], reference: list[str], scale_from) -> DerivedCopies:
-    images = _Images(view)
-    if scale_from is not None and len(scale_from.manifest) >= 3:
-        scale = _Images(scale_from)
-        typical = _typical_pose_distance(scale, _real_rows(scale_from, scale))
-    else:
-        typical = _typical_pose_distance(images, _real_rows(view, images))
+def _image_typical(view) -> float:
+    """The typical pose-searched distance of a view (memoised on it)."""
+    memo = view.__dict__.setdefault("_similarity_memo", {})
+    if "copies_typical" not in memo:
+        images = _images(view)
+        memo["copies_typical"] = _typical_pose_distance(images, _real_rows(view, images)) \
+            if len(view.manifest) >= 3 else float("nan")
+    return memo["copies_typical"]
+
+
+def _images(view) -> _Images:
+    memo = view.__dict__.setdefault("_similarity_memo", {})
+    if "copies_images" not in memo:
+        memo["copies_images"] = _Images(view)
+    return memo["copies_images"]
+
+
+def _image_copies(view, query: list[str], reference: list[str], scale_from, other_label: bool) -> DerivedCopies:
+    from curate.checks.similarity import codes
+
+    images = _images(view)
+    typical = _image_typical(scale_from if scale_from is not None and len(scale_from.manifest) >= 3 else view)
     if math.isnan(typical):
         return DerivedCopies("image", typical=typical)
     allowed = np.zeros(len(images.ids), bool)
     allowed[[images.index[r] for r in reference if r in images.index]] = True
     rows = np.array([images.index[q] for q in query if q in images.index], dtype=np.int64)
-    others = images.candidates(rows, allowed, IMAGE_CANDIDATES)
+    labels = codes(view, images.ids, "label") if other_label else None
+    others = images.candidates(rows, allowed, IMAGE_CANDIDATES, labels)
     found = DerivedCopies("image", compared=int(sum(len(o) for o in others)), typical=typical)
     for row, other, sharp, (angle, dy, dx), reverse in sharp_pairs(images, rows, others, typical):
         if sharp <= COPY_RATIO * typical:
             moved = images.ids[other] if reverse else images.ids[row]
+            angle, dx, dy = (round(v, 1) or 0.0 for v in (angle, dx, dy))   # no "-0.0"
             found.query.append(images.ids[row])
             found.reference.append(images.ids[other])
             found.score.append(sharp / typical)

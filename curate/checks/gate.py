@@ -10,7 +10,8 @@ Config (YAML file for `curate check --config`, or the recipe's `curation:` block
     realism:     {target_tags: [], min_reference: 10, envelope_margin: 0.25, envelope_max_share: 0.1,
                   auc_warn: 0.85, neighbours: 5, label_kept_max_drop: 0.25, label_kept_alpha: 0.01}
                  # label kept: a drop above label_kept_max_drop with Fisher p < label_kept_alpha blocks
-    consistency: {exact_duplicate_severity: error, near_duplicate_ratio: 0.25, min_agreement: 0.6, min_kappa: 0.4}
+    consistency: {exact_duplicate_severity: error, near_duplicate_ratio: 0.25, min_agreement: 0.6, min_kappa: 0.4,
+                  derived_copies: true}   # images: a moved/rotated/brightened copy under another label
     splits:      {min_per_label: 2, max_prevalence_deviation: 0.1}
     ambiguity:   {max_prior_shift: 0.2, min_neighbour_share: 0.1, min_confusion: 0.1}
     leakage:     {near_duplicates: true, near_duplicate_ratio: 0.25, derived_copies: true}
@@ -69,6 +70,7 @@ class ConsistencyConfig(_Section):
     near_duplicate_ratio: float = Field(0.25, gt=0, le=1)
     min_agreement: float = Field(0.6, ge=0, le=1)
     min_kappa: float = Field(0.4, ge=-1, le=1)
+    derived_copies: bool = True
 
 
 class SplitsConfig(_Section):
