@@ -1,4 +1,7 @@
-"""The change check: no-op copies, saturation and class flooding block; realistic augmentation passes."""
+"""The gate refuses each harm family with the finding named, and passes realistic augmentation: no-op copies,
+saturation and class flooding (the change check), relabelled copies and label-destroying distortion (realism's
+"label kept"); leakage through derived copies is in test_derived_copies.py, the confusable-pair prior shift in
+test_runner.py, a significant evaluation drop in test_evaluation.py."""
 from __future__ import annotations
 
 import pytest
@@ -60,6 +63,32 @@ def test_flooding_one_class_is_refused(speech_copy, tmp_path, augment_cli):
     assert code == 1, err
     (line,) = [l for l in blocking_lines(out) if "floods the train split" in l]
     assert "'one' 10.0% -> 35.7%" in line
+
+
+def label_kept_line(out: str) -> str:
+    (line,) = [l for l in blocking_lines(out) if "label kept" in l]
+    return line
+
+
+def test_copies_relabelled_to_one_wrong_class_are_refused(speech_copy, tmp_path, augment_cli):
+    """Mild gain copies of nine digits, every one relabelled "six" (a class in no confusable pair)."""
+    recipe = speech_recipe(tmp_path, speech_copy, "Gain: {gain_db: [-2, 2]}",
+                           where=", tags_any: [clean], label: [zero, one, two, three, four, five, seven, eight, nine]")
+    recipe.write_text(recipe.read_text() + "set_label: six\n")
+    code, out, err = augment_cli("run", recipe)
+    assert code == 1, err
+    line = label_kept_line(out)
+    assert "labels are not recoverable from their content" in line and "0% of 30 new augmented item(s)" in line
+    assert curate.open(speech_copy).versions() == ["v0001"]
+
+
+def test_speech_buried_under_noise_is_refused(speech_copy, tmp_path, augment_cli):
+    """Cafe noise at -25..-20 dB SNR: the word is gone, the label stays."""
+    recipe = speech_recipe(tmp_path, speech_copy, "AddBackgroundNoise: {noise: " + str(SAMPLE_MEDIA / "noise" / "cafe")
+                           + ", snr_db: [-25, -20], snr_reference: active}", where=", tags_any: [clean]")
+    code, out, err = augment_cli("run", recipe)
+    assert code == 1, err
+    assert "labels are not recoverable from their content" in label_kept_line(out)
 
 
 def test_realistic_noise_adds_information_and_passes(speech_copy, tmp_path, augment_cli):

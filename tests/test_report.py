@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_module
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from PIL import Image
 
 import curate
 import curate.verify
+from curate.report.html import PAGE_LIMIT
 
 from conftest import ROOT, SAMPLE_MEDIA
 
@@ -66,8 +68,24 @@ def test_report_files_are_written_into_the_version(evil_speech_report):
     assert markdown.startswith("# ds@v0002: gate PASSED") and "| cafe_noise | 56 | +6 |" in markdown
     html = (folder / "report.html").read_text()
     assert EVIL not in html and "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
-    assert (folder / "report.html").stat().st_size < 20 * 1024 * 1024
+    assert (folder / "report.html").stat().st_size <= PAGE_LIMIT
     assert "http://" not in html and "https://" not in html
+    # every sample: a parameter table of its transform record, the raw JSON behind <details>, and (audio) the
+    # applied SNR and gain under the spectrogram, which is a WebP picture
+    samples = html.split('<h2 id="samples">')[1]
+    tables = re.findall(r'<table class="params">(.*?)</table>', samples, re.S)
+    raw = re.findall(r'<details class="raw-transform"><summary>transform record \(JSON\)</summary>'
+                     r'<pre class="items">(.*?)</pre></details>', samples, re.S)
+    assert len(tables) == len(raw) == len(report["samples"])
+    for table, text, sample in zip(tables, raw, report["samples"]):
+        assert json.loads(html_module.unescape(text)) == sample["transform"]
+        snr = sample["transform"][0]["params"]["achieved_snr_db"]
+        assert re.search(r"<td>1\. AddBackgroundNoise</td><td>snr_db</td><td class=\"n\">[-0-9.]+</td><td>dB</td>",
+                         table) and "<td>file</td>" in table
+        assert f"applied: AddBackgroundNoise: SNR {snr:.1f} dB, noise " in samples
+    assert samples.count('class="caption spectrogram-caption"') == len(report["samples"])
+    kinds = re.findall(r'<img class="spectrogram" alt="[^"]*" src="data:(image/\w+);base64,', html)
+    assert len(kinds) >= 2 * len(report["samples"]) and set(kinds) == {"image/webp"}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +111,8 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(image_runs, tmp_path, cur
     folder, images, refused = image_runs
     assert images.status == "committed"
     html = (images.version.path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 * 8  # source | augmented | changed pixels per sample
+    thumbnails = re.findall(r'alt="(?:source|augmented|difference for) [^"]*" src="data:(image/\w+);base64,', html)
+    assert len(thumbnails) >= 3 * 8 and set(thumbnails) == {"image/webp"}  # source | augmented | changed pixels
     assert refused.status == "rejected"
     report = json.loads((refused.rejected_dir / "report.json").read_text())
     assert report["status"] == "rejected" and report["verdict"]["passed"] is False
@@ -118,13 +137,13 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(image_runs, tmp_path, cur
     assert {s["id"].split("/")[2] for s in inspection["samples"]} == {"scratch", "discoloration", "photometric"}
     assert {s["label"] for s in inspection["samples"]} == {"defect", "ok"}
     page = (images.version.path / "report.html").read_text()
-    maps = re.findall(r'alt="difference for [^"]*" src="data:image/png;base64,([^"]*)"', page)
+    maps = re.findall(r'alt="difference for [^"]*" src="data:image/webp;base64,([^"]*)"', page)
     assert len(maps) == len(inspection["samples"]) and "changed pixels: black unchanged, yellow the largest" in page
     for encoded in maps:
         pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"), float)
         assert pixels.std() > 1  # a magnitude map, not a solid block
     assert "Not plotted, the same value for every item: width, height" in page  # constant metrics said, not drawn
-    glyphs = re.findall(r'alt="augmented [^"]*" src="data:image/png;base64,([^"]*)"',
+    glyphs = re.findall(r'alt="augmented [^"]*" src="data:image/webp;base64,([^"]*)"',
                         (refused.rejected_dir / "report.html").read_text())
     assert glyphs and min(Image.open(io.BytesIO(base64.b64decode(g))).size[0] for g in glyphs) >= 160
     warned = json.loads((images.version.path / "report.json").read_text())["verdict"]["warnings"]
@@ -132,6 +151,230 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(image_runs, tmp_path, cur
     out = tmp_path / "again"
     result = curate_cli("report", f"{folder / 'insp'}@v0002", "--out", out)
     assert result.code == 0 and (out / "report.html").is_file()
+
+
+def _sections(page: str) -> list[str]:
+    """The page's findings, in order (new ones, then the known issues), one HTML chunk each."""
+    return page.split('<div class="finding"')[1:]
+
+
+def _cards(chunk: str) -> list[str]:
+    return re.findall(r'<figure class="card[^"]*" data-item="[^"]*">.*?</figure>', chunk, re.S)
+
+
+def test_refused_ocr_report_shows_the_flagged_items(image_runs):
+    """Each finding's flagged items as cards (picture, id, label, tags, reason), pairs side by side, both labels
+    of a confusable pair side by side, and the rejected run's full lineage."""
+    _, images, refused = image_runs
+    folder = refused.rejected_dir
+    report = json.loads((folder / "report.json").read_text())
+    page = (folder / "report.html").read_text()
+    assert len(page.encode()) <= PAGE_LIMIT and (images.version.path / "report.html").stat().st_size <= PAGE_LIMIT
+    findings = report["findings"] + report["known_issues"]
+    chunks = _sections(page)
+    assert len(chunks) == len(findings)
+    by_key = {(f["check"], f["message"][:40]): (f, c) for f, c in zip(findings, chunks)}
+
+    # single items: the label-kept error shows 12 of its items with their picture and the neighbours' labels
+    kept, chunk = next(v for k, v in by_key.items() if k[0] == "realism" and "label kept" in k[1])
+    cards = _cards(chunk)
+    assert kept["evidence"]["kind"] == "items" and len(cards) == 12
+    for card, entry in zip(cards, kept["evidence"]["entries"]):
+        assert f'data-item="{entry["id"]}"' in card and "src=\"data:image/webp;base64," in card
+        assert "label <strong>I</strong>" in card and re.search(r"<br>tags [^<]*degraded", card)
+        assert f'<div class="reason">{html_escape(entry["reason"])}</div>' in card
+        assert entry["reason"].startswith("labelled I; nearest real neighbours: ")
+    assert f"Showing 12 of {kept['evidence']['found']}" in chunk
+
+    # pairs: near-duplicates with different labels, and identical inputs labelled I and l (a known issue)
+    near, chunk = next(v for k, v in by_key.items() if k[0] == "consistency" and "near-duplicate" in k[1])
+    pairs = re.findall(r'<div class="side evidence-pair">.*?<div class="reason">(.*?)</div></div>', chunk, re.S)
+    assert near["evidence"]["kind"] == "pairs" and len(pairs) == len(near["evidence"]["entries"]) == 8
+    for entry, side in zip(near["evidence"]["entries"], chunk.split('<div class="side evidence-pair">')[1:]):
+        cards = _cards(side)
+        assert len(cards) == 2 and all(f'data-item="{i}"' in c for i, c in zip(entry["ids"], cards))
+        assert {re.search(r"label <strong>(\w)</strong>", c).group(1) for c in cards} == {"I", "l"}
+        assert f"distance / typical nearest-neighbour distance = {entry['score']:.3f}" in side
+    same, chunk = next(v for k, v in by_key.items() if k[0] == "consistency" and "identical" in k[1])
+    assert same["status"] == "inherited" and chunk.count('<div class="side evidence-pair">') == 4
+    assert chunk.count("identical content (the same stored object), labels I / l") == 4
+
+    # the ambiguity guard: real examples of both labels side by side, then the added items
+    for pair in (["1", "I"], ["I", "l"]):
+        shift, chunk = next(v for k, v in by_key.items() if k[0] == "ambiguity" and f"pair {'/'.join(pair)}" in k[1])
+        contrast = shift["evidence"]
+        assert contrast["kind"] == "contrast" and contrast["labels"] == pair
+        real = [e for e in contrast["entries"] if e["role"] == "real"]
+        added = [e for e in contrast["entries"] if e["role"] == "augmented"]
+        labels = dict(zip(refused_manifest(refused)["id"], refused_manifest(refused)["label"]))
+        groups = dict(zip(refused_manifest(refused)["id"], refused_manifest(refused)["group"]))
+        assert len(real) == 4 and all(e["group"] for e in real)  # every font has both: one font per column
+        for entry in real:
+            assert [labels[i] for i in entry["ids"]] == pair and groups[entry["ids"][0]] == groups[entry["ids"][1]]
+        assert added and all(labels[i] == "I" for e in added for i in e["ids"] if i)
+        table = re.search(r'<table class="contrast">(.*?)</table>', chunk, re.S).group(1)
+        rows = table.split("<tr>")[2:]
+        assert [re.match(r"<th>label (\w)", r).group(1) for r in rows] == pair
+        for row, label in zip(rows, pair):
+            cards = _cards(row)
+            assert len(cards) >= 4 and all(f"label <strong>{label}</strong>" in c for c in cards)
+            assert all('src="data:image/webp;base64,' in c for c in cards)
+    assert "real 1 / I side by side: `" in (folder / "report.md").read_text()
+    flood, chunk = next(v for k, v in by_key.items() if k[0] == "change" and "floods" in k[1])
+    assert flood["evidence"]["kind"] == "table" and not _cards(chunk)  # labels, not items: a table
+    assert "<tr><th>label</th><th>before</th><th>after</th><th>ratio</th></tr><tr><td>I</td><td>0.2</td>" in chunk
+
+    # a refused run carries its full lineage, like a committed one
+    lineage = report["lineage"]
+    for key in ("created", "fingerprint", "command", "package_version", "parent", "recipe", "seed"):
+        assert lineage[key] not in (None, "", "-"), key
+        assert f"<tr><th>{key}</th><td>{html_escape(str(lineage[key]))}</td></tr>" in page
+    version = json.loads((folder / "version.json").read_text())
+    assert version["fingerprint"] == lineage["fingerprint"] and version["status"] == "rejected"
+
+
+def test_evidence_of_each_kind_of_finding():
+    """Every shape of a finding's items becomes cards with a reason, pairs, or a table."""
+    import pandas as pd
+
+    from curate.report.evidence import evidence
+
+    class View:
+        manifest = pd.DataFrame({"id": ["x", "y", "z"]})
+
+    def shown(items, **extra):
+        return evidence({"check": "consistency", "items": items, "figures": extra.pop("figures", {})}, View(), None,
+                        0, **extra)
+
+    pair = shown([{"a": "x", "b": "y", "labels": ["1", "7"], "score": 0.02, "why": "rotated 3 deg"}])
+    assert pair["kind"] == "pairs" and pair["entries"] == [
+        {"ids": ["x", "y"], "score": 0.02, "reason": "distance / typical nearest-neighbour distance = 0.020; "
+                                                     "rotated 3 deg"}]
+    group = shown([[{"id": "x", "split": "train"}, {"id": "y", "split": "dev"}]], figures={"objects": 3})
+    assert group["entries"][0]["reason"] == "identical content (the same stored object), in splits dev and train"
+    assert group["found"] == 3 and group["listed"] == 1
+    copy = shown([{"id": "y", "source_id": "x", "why": "byte-identical to its source"}])["entries"][0]
+    assert copy == {"ids": ["x", "y"], "score": None, "reason": "byte-identical to its source"}
+    cards = shown([{"id": "y", "annotations": ["a", "b", "b"], "agreement": 0.667},
+                   {"id": "x", "label": "I", "suggested": "1", "p_label": 0.1234},
+                   {"id": "z", "metrics": [{"metric": "rms_dbfs", "value": -3.2, "real_range": [-40.0, -0.0]}]}],
+                  found=40)
+    assert cards["kind"] == "items" and cards["found"] == 40 and [e["reason"] for e in cards["entries"]] == [
+        "annotators said a, b, b (agreement 67%)", "labelled I; the model suggests 1 (p(label) = 0.1234)",
+        "rms_dbfs = -3.2 (real range -40 to 0)"]
+    assert shown(["x", "y"])["kind"] == "items" and shown(["1", "I"])["kind"] == "table"  # ids vs labels
+    many = shown([{"id": "x", "why": f"{n}"} for n in range(30)])
+    assert many["shown"] == len(many["entries"]) == 12 and many["listed"] == many["found"] == 30
+    assert shown([]) is None
+
+
+def refused_manifest(refused):
+    from curate.manifest import read_parquet
+
+    return read_parquet(refused.rejected_dir / "manifest.parquet")
+
+
+def _refused_view(image_runs):
+    from curate.view import MemoryView
+
+    folder, _, refused = image_runs
+    dataset = curate.open(folder / "ocr")
+    return MemoryView(dataset, refused_manifest(refused)), dataset.load("v0001")
+
+
+def test_the_page_keeps_to_its_size_budget(image_runs, monkeypatch):
+    """Under a tight limit the page drops media, never the text, says so, and still shows a few flagged items
+    of each blocking finding before samples (a refused run) or samples first (a passed one)."""
+    from curate.report import html as html_report
+    from curate.report.html import render_html
+
+    _, images, refused = image_runs
+    dataset = curate.open(images.version.dataset.path)
+    report = json.loads((images.version.path / "report.json").read_text())
+    full = (images.version.path / "report.html").read_text()  # rendered by the run, under the default limit
+    limit = 300_000
+    small = render_html(report, images.version, dataset.load("v0001"), limit=limit)
+    assert len(small.encode()) <= limit < len(full.encode())
+    shown = small.count('<div class="grid3 sample">')
+    assert 1 <= shown < len(report["samples"])
+    assert f"Showing {shown} of the {len(report['samples'])} sampled items" in small
+    assert 'id="size-budget"' in small and "to keep the page under 0.3 MB" in small
+    assert small.split('<nav id="contents">')[0] == full.split('<nav id="contents">')[0]  # the top is all there
+    view, source = _refused_view(image_runs)
+    report = json.loads((refused.rejected_dir / "report.json").read_text())
+    report["findings"][0]["evidence"]["entries"][0]["reason"] = EVIL  # user text in a card is escaped too
+    small = render_html(report, view, source, limit=limit - 100_000)
+    assert len(small.encode()) <= limit - 100_000 and EVIL not in small and str(html_escape(EVIL)) in small
+    blocking = [c for f, c in zip(report["findings"], _sections(small))
+                if f.get("blocking") and f.get("evidence", {}).get("kind") in ("items", "pairs", "contrast")]
+    assert len(blocking) == 3 and all(_cards(c) for c in blocking)  # a refused run: its evidence first, a few of each
+    assert "left out to keep the page under" in small
+    monkeypatch.setattr(html_report, "TEXT_PER_CARD", 0)  # the estimate of the cards' markup misses it all:
+    monkeypatch.setattr(html_report, "MARGIN", 0)         # the page is rendered again with less media
+    assert len(render_html(report, view, source, limit=limit - 100_000).encode()) <= limit - 100_000
+
+
+def test_representative_shows_every_oneof_branch():
+    """One target tag and label, ten source groups, three OneOf branches (one of them rare): a sample of four
+    holds every branch, is stable for a seed and does not depend on the manifest's order."""
+    import pandas as pd
+
+    from curate.report import branch, representative
+
+    def record(chosen):
+        return json.dumps([{"transform": name, "params": {}, "applied": name == chosen,
+                            **({} if name == chosen else {"reason": "not chosen"})} for name in ("Gain", "Reverb", "Hiss")]
+                          + [{"transform": "Trim", "params": {}, "applied": True}])
+
+    rows = [{"id": f"augmented/r/noise/g{g}/x{n}.wav", "tags": ["noise"], "label": "yes", "group": f"g{g}",
+             "transform": record("Gain" if n else "Reverb")} for g in range(10) for n in range(3)]
+    rows.append({"id": "augmented/r/noise/g3/rare.wav", "tags": ["noise"], "label": "yes", "group": "g3",
+                 "transform": record("Hiss")})
+    frame = pd.DataFrame(rows)
+    assert branch(frame["transform"].iloc[-1]) == "Hiss + Trim" and branch(json.dumps([{"transform": "Gain",
+                                                                                        "applied": True}])) == ""
+    for seed in range(5):
+        picked = representative(frame, 4, seed)
+        assert len(picked) == 4 and {branch(t) for t in picked["transform"]} == {"Gain + Trim", "Reverb + Trim",
+                                                                                 "Hiss + Trim"}
+        again = representative(frame.iloc[::-1].reset_index(drop=True), 4, seed)
+        assert list(again["id"]) == list(picked["id"])
+    plain = frame.assign(transform=None)  # no choice in the pipeline: groups first, as before
+    assert len(set(representative(plain, 4, 0)["group"])) == 4
+
+
+def test_spectrogram_axes_and_the_transform_table():
+    from curate.report.media import audio_caption, spectrogram_figure, transform_rows
+
+    rate = 16000
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * np.arange(rate * 3 // 2) / rate)).astype(np.float32)
+    fig = spectrogram_figure(tone, rate)
+    ax, bar = fig.axes
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "frequency (kHz)" and bar.get_ylabel() == "dBFS"
+    assert ax.get_xlim() == pytest.approx((0, 1.5)) and ax.get_ylim() == pytest.approx((0, 8))
+    ticks = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert len(ticks) >= 6 and min(t.get_fontsize() for t in ticks) >= 8
+    level = ax.images[0].get_array()
+    assert abs(np.unravel_index(np.argmax(level), level.shape)[0] * 8 / level.shape[0] - 1.0) < 0.1  # 1 kHz
+    assert level.max() == pytest.approx(-20, abs=1.5)  # a 0.1 sine is -20 dB re full scale
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    record = [{"transform": "AddBackgroundNoise", "applied": True,
+               "params": {"snr_db": 5.447, "achieved_snr_db": 5.43, "file": "noise/cafe/MarketMed1.wav",
+                          "gain_db": 5.36, "offset_s": 3.05}},
+              {"transform": "Gain", "applied": True, "params": {"gain_db": -2.279}},
+              {"transform": "Reverb", "applied": False, "params": {}, "reason": "not chosen"},
+              {"transform": "albumentations.Affine", "applied": True,
+               "params": {"albumentations": {"matrix": {"dtype": "float64", "shape": [3, 3]}, "rotate": 1.5}}}]
+    assert audio_caption(record) == "AddBackgroundNoise: SNR 5.4 dB, noise MarketMed1.wav; Gain: -2.3 dB"
+    rows = {(r["step"], r["parameter"]): (r["value"], r["unit"]) for r in transform_rows(record)}
+    assert rows[("1. AddBackgroundNoise", "snr_db")] == ("5.447", "dB")
+    assert rows[("1. AddBackgroundNoise", "offset_s")] == ("3.05", "s")
+    assert rows[("2. Gain", "gain_db")] == ("-2.279", "dB")
+    assert rows[("3. Reverb", "-")] == ("not applied (not chosen)", "")
+    assert rows[("4. albumentations.Affine", "matrix")] == ("array 3 x 3 (float64)", "")
+    assert rows[("4. albumentations.Affine", "rotate")] == ("1.5", "")
 
 
 def _driver():
@@ -179,6 +422,13 @@ def test_image_reports_in_a_real_browser(image_runs):
                                       (refused.rejected_dir, "report-ocr-refused.png", "Gate failed")):
             page = _open(driver, folder / "report.html")
             assert driver.find_element("id", "verdict").text.startswith(verdict)
+            if folder == refused.rejected_dir:  # the confusable pairs side by side, on screen
+                glyphs = driver.find_elements("css selector", "table.contrast figure.card img")
+                assert len(glyphs) >= 2 * 2 * 4 and all(g.is_displayed() and g.size["width"] >= 90 for g in glyphs)
+                pairs = driver.find_elements("css selector", "div.evidence-pair")
+                assert pairs and all(len(p.find_elements("css selector", "figure.card img")) == 2 for p in pairs)
+                left, right = pairs[0].find_elements("css selector", "figure.card img")
+                assert left.location["y"] == right.location["y"] and left.location["x"] < right.location["x"]
             _check_page(driver, page, folder / "report.json", name)
     finally:
         driver.quit()
@@ -244,7 +494,7 @@ def test_review_in_the_browser_then_apply(evil_speech_report, tmp_path, curate_c
     try:
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         driver.get(page.as_uri())
-        sets = driver.find_elements("css selector", "fieldset.review")
+        sets = driver.find_elements("css selector", "div.sample fieldset.review")  # the augmented samples
         assert len(sets) >= 3
         chosen = [fs.get_attribute("data-item") for fs in sets[:3]]
         for fs in sets[:2]:

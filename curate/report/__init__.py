@@ -2,6 +2,11 @@
 self-contained page a person reviews: verdict first, counts, findings, evaluation, realism plots, and the media
 itself: players and spectrograms for audio, source | augmented | difference grids for images).
 
+Each finding in report.json carries its "evidence" (curate.report.evidence): the flagged items as cards with the
+reason, pairs side by side, real examples of both labels of a confusable pair; report.html shows them with their
+media (curate.report.media) within a size budget (curate.report.html.render_html). The augmented items shown
+next to their sources are a seeded, stratified sample (`representative`).
+
     report = build_report(view, source, gate, info)      # JSON-safe dict, schema rubbersheet.report v1
     write_report(folder, report, view, source)           # report.json, report.md, report.html
 """
@@ -19,7 +24,6 @@ SCHEMA = "rubbersheet.report"
 SCHEMA_VERSION = 1
 SAMPLES = 8          # augmented items shown with their source (more when more target tag x label pairs exist)
 MAX_SAMPLES = 24
-FLAGGED = 12         # flagged items shown with their media
 METRIC_VALUES = 400  # values per metric kept for the realism plots
 
 
@@ -37,34 +41,68 @@ def _flagged_ids(findings: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def branch(transform: Any) -> str:
+    """The path an augmented item took through its pipeline: the steps that ran, when its transform record shows a
+    choice (OneOf and SomeOf record the transforms they did not choose as applied=false, reason "not chosen");
+    '' for a pipeline without a choice. `transform` is the record or its JSON text."""
+    record = json.loads(transform) if isinstance(transform, str) else transform
+    if not isinstance(record, list) or not any(isinstance(s, dict) and s.get("reason") == "not chosen"
+                                               for s in record):
+        return ""
+    return " + ".join(str(s.get("transform")) for s in record if isinstance(s, dict) and s.get("applied"))
+
+
 def representative(items, size: int, seed: int):
-    """A seeded sample that represents the change: round-robin over strata, coarse to fine: first one item per
-    target tag (the tag the recipe aimed at, from the item's id), then per (tag, label), then per (tag, label,
-    source group); inside a stratum the item with the lowest sha256 of (seed, id). Grows past `size` (up to
-    MAX_SAMPLES) when more (tag, label) pairs exist, so every one is seen."""
+    """A seeded sample of `items` (manifest rows of new augmented items) that represents the change.
+
+    Strata, coarse to fine, taken round-robin:
+      1. the target tag (the tag the recipe aimed at, from the item's id: augmented/<recipe>/<tag>/...);
+      2. target tag x label;
+      3. target tag x label x source group (speaker, font, photo: the leakage group);
+      4. target tag x branch: the path through a pipeline with a OneOf/SomeOf step (see `branch`), so that every
+         branch of every target's pipeline is seen; level 3 stops early enough to leave one place for each
+         branch not seen yet, and every level prefers an item of an unseen branch;
+      5. target tag x label x group x branch; then the rest.
+    Inside a stratum the item with the lowest sha256 of (seed, id) is taken, so the sample is stable for a seed
+    and independent of the manifest's order. The sample grows past `size` (up to MAX_SAMPLES) when more target
+    tag x label pairs, or target tag x branch paths, exist, so every one is seen. (The HTML may show fewer: it
+    keeps the page under its size budget.)"""
     if items.empty:
         return items
-    rank = {i: hashlib.sha256(f"{seed}\0{i}".encode()).hexdigest() for i in items["id"]}
+    ids = list(items["id"])
+    rank = {i: hashlib.sha256(f"{seed}\0{i}".encode()).hexdigest() for i in ids}
     aimed = [i.split("/")[2] if i.startswith("augmented/") and i.count("/") >= 3 else ",".join(t)
-             for i, t in zip(items["id"], items["tags"])]
-    keys = list(zip(aimed, items["label"], items["group"].fillna("")))
-    order = sorted(range(len(items)), key=lambda n: rank[items["id"].iloc[n]])
+             for i, t in zip(ids, items["tags"])]
+    transforms = items["transform"] if "transform" in items.columns else [None] * len(ids)
+    keys = list(zip(aimed, items["label"], items["group"].fillna(""), [branch(t) for t in transforms]))
+    order = sorted(range(len(ids)), key=lambda n: rank[ids[n]])
     pairs = {k[:2] for k in keys}
-    size = min(max(size, len(pairs)), MAX_SAMPLES)
+    paths = {(k[0], k[3]) for k in keys}
+    size = min(max(size, len(pairs), len(paths)), MAX_SAMPLES)
     picked: list[int] = []
-    for depth in (1, 2, 3):
-        seen = {keys[n][:depth] for n in picked}
-        for n in order:
-            if len(picked) >= size:
+    chosen: set[int] = set()
+
+    def path(n: int) -> tuple[str, str]:
+        return keys[n][0], keys[n][3]
+
+    def take(key, reserve: bool = False) -> None:
+        seen = {key(n) for n in picked}
+        shown = {path(n) for n in picked}
+        for n in sorted(order, key=lambda n: path(n) in shown):  # stable: unseen paths first, then by rank
+            if len(picked) >= size - (len(paths - shown) if reserve else 0):
                 break
-            if n not in picked and keys[n][:depth] not in seen:
+            if n not in chosen and key(n) not in seen:
                 picked.append(n)
-                seen.add(keys[n][:depth])
-    for n in order:  # fill with the rest, by rank
-        if len(picked) >= size:
-            break
-        if n not in picked:
-            picked.append(n)
+                chosen.add(n)
+                seen.add(key(n))
+                shown.add(path(n))
+
+    take(lambda n: keys[n][:1])
+    take(lambda n: keys[n][:2])
+    take(lambda n: keys[n][:3], reserve=True)
+    take(path)
+    take(lambda n: keys[n])
+    take(lambda n: n)  # fill with the rest, by rank
     return items.iloc[picked]
 
 
@@ -73,6 +111,7 @@ def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) 
     version the change was made from (the gate compared with it), `info` its version.json content."""
     from curate import manifest as mf
     from curate.diff import diff_versions
+    from curate.report.evidence import evidence
 
     frame = view.manifest
     counts = info.get("counts") or mf.counts(frame)
@@ -85,11 +124,17 @@ def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) 
     new_augmented = frame[(frame["origin"] == "augmented") & ~frame["id"].isin(known)]
     chosen = representative(new_augmented, SAMPLES, int(info.get("seed") or 0))
     samples = [{"id": r["id"], "source_id": r["source_id"], "label": r["label"], "tags": list(r["tags"]),
-                "media": r["media"], "transform": json.loads(r["transform"]) if r["transform"] else None}
+                "media": r["media"], "transform": json.loads(r["transform"]) if r["transform"] else None,
+                "branch": branch(r["transform"])}
                for r in chosen.to_dict("records")]
     targets = list((info.get("source") or {}).get("targets") or {})
     gate_part = gate.to_dict() if gate is not None else {}
     findings = gate_part.get("findings", [])
+    seed = int(info.get("seed") or 0)
+    for finding, typed in zip(findings, gate.findings if gate is not None else ()):
+        shown = evidence(finding, view, source, seed, found=len(typed.subjects) or None)
+        if shown is not None:
+            finding["evidence"] = shown
     verdict = {"passed": gate_part.get("passed", True), "forced": bool((info.get("gate") or {}).get("forced")),
                "counts": gate_part.get("counts", {}), "block_on": gate_part.get("block_on", []),
                "reasons": [f"{f['check']}: {f['message']}" for f in findings if f.get("blocking")],
@@ -109,7 +154,7 @@ def build_report(view, source, gate: "GateResult | None", info: dict[str, Any]) 
         "known_issues": [f for f in findings if f.get("status") == "inherited"],
         "evaluation": info.get("evaluation"), "targets": targets,
         "realism": _realism_values(view, new_augmented, targets), "samples": samples,
-        "flagged": _flagged_ids(findings)[:FLAGGED], "new_augmented": int(len(new_augmented)),
+        "flagged": _flagged_ids(findings), "new_augmented": int(len(new_augmented)),
     }
 
 

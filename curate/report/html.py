@@ -1,22 +1,22 @@
-"""report.html: one self-contained page (inline CSS, plots as base64 PNG, audio as base64 WAV, no network).
+"""report.html: one self-contained page (inline CSS, plots as base64 PNG, thumbnails and spectrograms as base64
+WebP, or JPEG/PNG without WebP support, audio as base64 WAV, no network) of at most PAGE_LIMIT bytes (render_html
+says how).
 
 Every string that comes from the user's data (labels, tags, ids, recipe names, metadata, messages) goes through
 Jinja2 autoescaping; only the base64 data URIs built here are marked safe.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MAX_AUDIO_S = 10.0
-MAX_IMAGE_SIDE = 256
-MIN_IMAGE_SIDE = 160   # a 28 px glyph is shown at least this large, pixel for pixel (nearest neighbour)
+PAGE_LIMIT = 3_000_000   # bytes: report.html stays under this for a run of any size (see render_html)
+MARGIN = 40_000          # kept free for what the estimate of a card's text misses
+TEXT_PER_CARD = 3_000    # markup of a card, a pair row or a sample besides its media (captions, tables, review)
 UNITS = {"duration_s": "s", "rms_dbfs": "dBFS", "peak_dbfs": "dBFS", "clipped_fraction": "share of samples",
          "snr_db": "dB", "leading_silence_s": "s", "trailing_silence_s": "s", "spectral_centroid_hz": "Hz",
          "spectral_rolloff_hz": "Hz", "width": "px", "height": "px", "brightness": "0-1", "contrast": "0-1",
@@ -24,81 +24,15 @@ UNITS = {"duration_s": "s", "rms_dbfs": "dBFS", "peak_dbfs": "dBFS", "clipped_fr
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    from curate.report.media import figure_uri
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return figure_uri(fig)
 
 
 def _pyplot():
-    import matplotlib
+    from curate.report.media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _audio_assets(path: Path) -> dict[str, str]:
-    import soundfile as sf
-
-    from curate.media import read_audio
-
-    audio, rate = read_audio(path)
-    audio = audio[..., : int(MAX_AUDIO_S * rate)]
-    buffer = io.BytesIO()
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    playable = audio / peak if peak > 1.0 else audio
-    sf.write(buffer, playable.T if playable.ndim == 2 else playable, rate, format="WAV", subtype="PCM_16")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(3.2, 1.5))
-    mono = audio if audio.ndim == 1 else audio.mean(axis=0)
-    with np.errstate(divide="ignore"):  # digital silence has zero power: -inf dB is drawn as the floor colour
-        ax.specgram(mono, NFFT=512, Fs=rate, noverlap=384, cmap="magma")
-    ax.set_xlabel("s", fontsize=7)
-    ax.set_ylabel("Hz", fontsize=7)
-    ax.tick_params(labelsize=6)
-    return {"audio": "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
-            "spectrogram": _png(fig), "seconds": f"{audio.shape[-1] / rate:.2f}", "rate": str(rate)}
-
-
-def _image_uri(image: np.ndarray) -> str:
-    from PIL import Image
-
-    picture = Image.fromarray(image)
-    if max(picture.size) < MIN_IMAGE_SIDE:  # small images: enlarged by a whole factor, every pixel kept square
-        factor = -(-MIN_IMAGE_SIDE // max(picture.size))
-        picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
-    picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _image_assets(path: Path, source: Path | None = None) -> dict[str, str]:
-    from curate.media import read_image
-
-    image = read_image(path, mode="RGB")
-    assets = {"image": _image_uri(image)}
-    if source is not None:
-        original = read_image(source, mode="RGB")
-        assets["source"] = _image_uri(original)
-        if original.shape == image.shape:
-            assets["difference"], assets["difference_max"] = _heatmap(
-                np.abs(image.astype(np.int16) - original).max(axis=2))
-    return assets
-
-
-def _heatmap(difference: np.ndarray) -> tuple[str, int]:
-    """How much each pixel changed (the largest channel change, 0-255) in the 'magma' colour map, scaled to the
-    largest change so a brightness step and a one-pixel scratch both show; (data URI, that largest change)."""
-    from matplotlib import colormaps
-
-    top = int(difference.max())
-    rgb = colormaps["magma"](difference / max(top, 1))[..., :3]
-    return _image_uri((255 * rgb).astype(np.uint8)), top
+    return pyplot()
 
 
 def constant_metrics(values: dict[str, dict[str, list[float]]]) -> list[str]:
@@ -162,20 +96,6 @@ def _evaluation_plot(evaluation: dict[str, Any]) -> str:
     return _png(fig)
 
 
-def _media(view, item_id: str, source_view=None, source_id: str | None = None) -> dict[str, Any]:
-    rows = view.manifest.set_index("id")
-    kind = rows.at[item_id, "media"]
-    path = view.media_path(item_id)
-    if kind == "audio":
-        entry = {"kind": "audio", **_audio_assets(path)}
-        if source_id is not None and source_view is not None and source_id in set(source_view.manifest["id"]):
-            entry["source"] = _audio_assets(source_view.media_path(source_id))
-        return entry
-    source = source_view.media_path(source_id) if source_id is not None and source_view is not None and \
-        source_id in set(source_view.manifest["id"]) else None
-    return {"kind": "image", **_image_assets(path, source)}
-
-
 def _environment():
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from markupsafe import Markup
@@ -194,26 +114,174 @@ def render_drift_html(result: dict[str, Any], values: dict[str, dict[str, list[f
     return _environment().get_template("drift.html.j2").render(result=result, plot=plot)
 
 
-def render_html(report: dict[str, Any], view, parent) -> str:
-    env = _environment()
-    samples = []
-    for sample in report["samples"]:
-        media = _media(view, sample["id"], view, sample["source_id"])
-        samples.append({**sample, "assets": media})
-    flagged = []
-    for item_id in report["flagged"]:
-        if item_id in set(view.manifest["id"]):
-            row = view.manifest.set_index("id").loc[item_id]
-            flagged.append({"id": item_id, "label": row["label"], "assets": _media(view, item_id)})
-    realism = {t: _realism_plot(v) for t, v in report["realism"].items() if v}
-    constant = {t: constant_metrics(v) for t, v in report["realism"].items() if v}
-    evaluation_plot = _evaluation_plot(report["evaluation"]) if report.get("evaluation") else None
-    evaluation_rows = _evaluation_rows(report["evaluation"]) if report.get("evaluation") else []
+COUNT_ROWS = 200   # rows per counts table (the labels or tags that changed first); report.json has them all
+RAW_ITEMS = 50     # a finding's items as JSON lines, behind <details>
+
+
+class _Budget:
+    """Bytes of media the page may still take."""
+
+    def __init__(self, allowance: int):
+        self.left = max(int(allowance), 0)
+        self.cut = False
+
+    def take(self, cost: int, cap: float | None = None) -> bool:
+        if cost <= self.left and (cap is None or cost <= cap):
+            self.left -= cost
+            return True
+        self.cut = True
+        return False
+
+
+class _Queue:
+    """Things to show, in order of importance (samples, or the findings' evidence entries round-robin). `fill` takes
+    every one that still fits, in order, skipping one that does not (a smaller one after it may)."""
+
+    def __init__(self, slots: list, cost):
+        self.slots, self.cost, self.spent = slots, cost, 0
+        self.taken: set[int] = set()
+
+    def fill(self, budget: _Budget, cap: float | None = None) -> None:
+        for index, slot in enumerate(self.slots):
+            if index in self.taken:
+                continue
+            cost = self.cost(slot)
+            if budget.take(cost, None if cap is None else cap - self.spent):
+                self.spent += cost
+                self.taken.add(index)
+
+    def chosen(self) -> list:
+        return [slot for index, slot in enumerate(self.slots) if index in self.taken]
+
+
+def render_html(report: dict[str, Any], view, parent, limit: int = PAGE_LIMIT) -> str:
+    """report.html, at most `limit` bytes for a run of any size.
+
+    The page without media is rendered first; what `limit` leaves is spent on media in order of importance: the
+    evaluation and realism plots (up to 25 %); then, for a refused run, the findings' flagged items before the
+    samples (for a passed run the samples first), each up to 60 %; then what is left in the same order. Flagged items
+    are taken round-robin over the findings (blocking first), so a tight budget still shows a few of each. Every
+    item is encoded once (MediaCache). When the page still comes out over `limit` (a card's text was estimated),
+    the allowance shrinks by the excess and the page is rendered again; after four tries the page comes without
+    media. Text is capped too (COUNT_ROWS, RAW_ITEMS, evidence.CARDS per finding). The page says what it left out."""
+    from curate.report.media import MediaCache
+
+    media = MediaCache(view, parent)
+    plots = _plots(report)
+    bare = _render(report, media, plots, 0, limit)
+    allowance = limit - len(bare.encode("utf-8")) - MARGIN
+    for _ in range(4):
+        page = _render(report, media, plots, allowance, limit)
+        excess = len(page.encode("utf-8")) - limit
+        if excess <= 0:
+            return page
+        allowance -= excess + MARGIN
+    return bare
+
+
+def _plots(report: dict[str, Any]) -> dict[str, Any]:
+    evaluation = report.get("evaluation")
+    return {"evaluation": _evaluation_plot(evaluation) if evaluation else None,
+            "evaluation_rows": _evaluation_rows(evaluation) if evaluation else [],
+            "realism": {t: _realism_plot(v) for t, v in report["realism"].items() if v},
+            "constant": {t: constant_metrics(v) for t, v in report["realism"].items() if v}}
+
+
+def _entry_ids(entry: dict[str, Any]) -> list[str]:
+    if "id" in entry:
+        return [entry["id"]]
+    return [i for i in entry.get("ids") or [] if i is not None]
+
+
+def _render(report: dict[str, Any], media, plots: dict[str, Any], allowance: int, limit: int) -> str:
+    from curate.report.media import audio_caption, raw_json, transform_rows
+
+    budget = _Budget(allowance)
+    figures = _Queue([("evaluation", plots["evaluation"])] * bool(plots["evaluation"]) +
+                     [(t, p) for t, p in plots["realism"].items() if p], lambda slot: len(slot[1]))
+    findings = list(report["findings"]) + list(report.get("known_issues") or [])
+    order = sorted(range(len(findings)), key=lambda k: (findings[k].get("status") == "inherited",
+                                                        not findings[k].get("blocking"),
+                                                        {"error": 0, "warning": 1}.get(findings[k]["severity"], 2)))
+    with_media = [k for k in order if (findings[k].get("evidence") or {}).get("kind") not in (None, "table")]
+    longest = max([len(findings[k]["evidence"]["entries"]) for k in with_media] or [0])
+    slots = [(k, e) for e in range(longest) for k in with_media if e < len(findings[k]["evidence"]["entries"])]
+
+    def entry_cost(slot) -> int:
+        ids = _entry_ids(findings[slot[0]]["evidence"]["entries"][slot[1]])
+        return sum((media.item(i) or {}).get("bytes", 0) + TEXT_PER_CARD for i in ids)
+
+    def sample_cost(sample) -> int:
+        assets = media.sample(sample["id"], sample["source_id"]) or {}
+        return assets.get("bytes", 0) + TEXT_PER_CARD + 3 * len(json.dumps(sample.get("transform")))
+
+    evidence, samples = _Queue(slots, entry_cost), _Queue(report["samples"], sample_cost)
+    queues = [figures] + ([evidence, samples] if not report["verdict"]["passed"] else [samples, evidence])
+    share = budget.left
+    if share > 0:
+        for queue, part in zip(queues, (0.25, 0.6, 0.6)):
+            queue.fill(budget, part * share)
+        for queue in queues:
+            queue.fill(budget)
+    else:  # the page without media (to measure it, or as the last resort)
+        budget.cut = any(queue.slots for queue in queues)
+    drawn = dict(figures.chosen())
+    evaluation_plot = drawn.get("evaluation")
+    realism = {t: (p if not p or t in drawn else None) for t, p in plots["realism"].items()}
+    shown = set(evidence.chosen())
+    sections = [_finding_view(k, findings[k], media, shown) for k in range(len(findings))]
+    sample_views = [{**s, "assets": media.sample(s["id"], s["source_id"]), "rows": transform_rows(s["transform"]),
+                     "caption": audio_caption(s["transform"]) if s["media"] == "audio" else "",
+                     "raw": raw_json(s["transform"])} for s in samples.chosen()]
     # the one inline script runs under a nonce derived from the report itself: injected markup could not know it
     nonce = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:32]
     reviewable = report.get("status", "committed") != "rejected" and bool(report["lineage"].get("fingerprint"))
-    return env.get_template("report.html.j2").render(report=report, samples=samples, flagged=flagged,
-                                                     realism=realism, constant=constant,
-                                                     evaluation_plot=evaluation_plot, nonce=nonce,
-                                                     evaluation_rows=evaluation_rows,
-                                                     reviewable=reviewable, labels=list(report["counts"]["label"]))
+    return _environment().get_template("report.html.j2").render(
+        report=report, samples=sample_views, samples_left=len(report["samples"]) - len(samples.taken),
+        findings=sections[: len(report["findings"])], known=sections[len(report["findings"]):],
+        realism=realism, constant=plots["constant"], evaluation_plot=evaluation_plot, nonce=nonce,
+        evaluation_rows=plots["evaluation_rows"], counts=_counts(report), limit_mb=f"{limit / 1e6:.3g}",
+        reviewable=reviewable, labels=list(report["counts"]["label"]), budget_cut=budget.cut)
+
+
+def _finding_view(index: int, finding: dict[str, Any], media, shown: set) -> dict[str, Any]:
+    """A finding as the template shows it: its evidence entries with media (those the budget allowed), how many
+    more there are and why they are not here, and its items as JSON lines (capped) behind <details>."""
+    evidence = finding.get("evidence") or {}
+    entries = []
+    for e, entry in enumerate(evidence.get("entries") or []):
+        if evidence.get("kind") == "table":
+            entries.append({"type": "row", "fields": entry["fields"]})
+            continue
+        if (index, e) not in shown:
+            continue
+        if "id" in entry:
+            entries.append({"type": "card", "reason": entry.get("reason", ""),
+                            "item": {**media.describe(entry["id"]), "assets": media.item(entry["id"])}})
+        else:
+            items = [None if i is None else {**media.describe(i), "assets": media.item(i)} for i in entry["ids"]]
+            entries.append({"type": entry.get("role") and "contrast" or "pair", "role": entry.get("role"),
+                            "group": entry.get("group"), "items": items, "reason": entry.get("reason", ""),
+                            "score": entry.get("score")})
+    kind = evidence.get("kind")
+    total = len(evidence.get("entries") or [])
+    left_budget = total - len(entries) if kind not in (None, "table") else 0
+    items = finding.get("items") or []
+    return {"finding": finding, "kind": kind, "entries": entries, "evidence": evidence,
+            "left_budget": left_budget, "found": evidence.get("found", len(items)),
+            "listed": evidence.get("listed", len(items)), "raw": items[:RAW_ITEMS],
+            "raw_left": max(len(items) - RAW_ITEMS, 0)}
+
+
+def _counts(report: dict[str, Any]) -> dict[str, Any]:
+    """Per kind (label, tag, split, origin): rows (key, items, change), the changed ones first when there are more
+    than COUNT_ROWS, and how many rows are left out."""
+    deltas = (report.get("diff") or {}).get("count_deltas", {})
+    out = {}
+    for kind in ("label", "tag", "split", "origin"):
+        values = report["counts"].get(kind) or {}
+        rows = [(key, n, deltas.get(kind, {}).get(key, {}).get("delta", 0)) for key, n in values.items()]
+        if len(rows) > COUNT_ROWS:
+            rows = sorted(rows, key=lambda r: r[2] == 0)  # stable: changed rows first
+        out[kind] = {"rows": rows[:COUNT_ROWS], "left": max(len(rows) - COUNT_ROWS, 0)}
+    return out

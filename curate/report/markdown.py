@@ -67,8 +67,35 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Findings", ""]
     for finding in report["findings"]:
         lines.append(f"- **{finding['severity']}** {finding['check']}: {_cell(finding['message'])}")
+        lines += _examples(finding)
     if report.get("known_issues"):
         lines += ["", "## Known issues of the source (inherited, not caused by this change)", ""]
         for finding in report["known_issues"]:
             lines.append(f"- {finding['severity']} {finding['check']}: {_cell(finding['message'])}")
+            lines += _examples(finding)
     return "\n".join(lines) + "\n"
+
+
+EXAMPLES = 3  # flagged items per finding in report.md (report.html shows them with their media)
+
+
+def _examples(finding: dict[str, Any]) -> list[str]:
+    """A few of the finding's flagged items, one line each (the HTML shows them with their media)."""
+    evidence = finding.get("evidence") or {}
+    entries = evidence.get("entries") or []
+    if evidence.get("kind") in (None, "table") or not entries:
+        return []
+    if evidence["kind"] == "contrast":
+        a, b = evidence["labels"]
+        real = [e["ids"] for e in entries if e.get("role") == "real"]
+        shown = ", ".join(f"`{x}` / `{y}`" for x, y in real[:EXAMPLES] if x and y)
+        return [f"  - real {_cell(a)} / {_cell(b)} side by side: {_cell(shown) or '-'}"]
+    out = []
+    for entry in entries[:EXAMPLES]:
+        ids = [entry["id"]] if "id" in entry else [i for i in entry["ids"] if i]
+        why = f": {_cell(entry['reason'])}" if entry.get("reason") else ""
+        out.append("  - " + " and ".join(f"`{_cell(i)}`" for i in ids) + why)
+    if evidence.get("found", 0) > EXAMPLES:
+        out.append(f"  - ... and {evidence['found'] - min(len(entries), EXAMPLES)} more (report.html shows them with "
+                   f"their media; report.json lists {evidence.get('listed')})")
+    return out
