@@ -246,10 +246,12 @@ def test_evidence_of_each_kind_of_finding():
         return evidence({"check": "consistency", "items": items, "figures": extra.pop("figures", {})}, View(), None,
                         0, **extra)
 
+    near = shown([{"a": "x", "b": "y", "labels": ["1", "7"], "score": 0.02}])
+    assert near["kind"] == "pairs" and near["entries"] == [
+        {"ids": ["x", "y"], "score": 0.02, "reason": "distance / typical nearest-neighbour distance = 0.020"}]
     pair = shown([{"a": "x", "b": "y", "labels": ["1", "7"], "score": 0.02, "why": "rotated 3 deg"}])
-    assert pair["kind"] == "pairs" and pair["entries"] == [
-        {"ids": ["x", "y"], "score": 0.02, "reason": "distance / typical nearest-neighbour distance = 0.020; "
-                                                     "rotated 3 deg"}]
+    assert pair["kind"] == "pairs" and pair["entries"] == [   # a derived copy: its own measurement, not the ratio
+        {"ids": ["x", "y"], "score": 0.02, "reason": "rotated 3 deg"}]
     group = shown([[{"id": "x", "split": "train"}, {"id": "y", "split": "dev"}]], figures={"objects": 3})
     assert group["entries"][0]["reason"] == "identical content (the same stored object), in splits dev and train"
     assert group["found"] == 3 and group["listed"] == 1

@@ -79,9 +79,12 @@ def _pair(item: Any, known: set[str]) -> dict[str, Any] | None:
     if isinstance(item, dict) and isinstance(item.get("a"), str) and isinstance(item.get("b"), str):
         if item["a"] in known and item["b"] in known:
             score = item.get("score")
-            parts = [f"distance / typical nearest-neighbour distance = {score:.3f}"] \
-                if isinstance(score, (int, float)) else []
-            parts.append(reason(item, skip=("a", "b", "score", "labels", "splits")))  # both cards show those
+            if isinstance(item.get("why"), str):      # a derived copy: the detector says what it measured
+                parts = [item["why"]]
+            else:
+                parts = [f"distance / typical nearest-neighbour distance = {score:.3f}"] \
+                    if isinstance(score, (int, float)) else []
+            parts.append(reason(item, skip=("a", "b", "score", "labels", "splits", "why")))  # both cards show those
             return {"ids": [item["a"], item["b"]], "score": score, "reason": "; ".join(p for p in parts if p)}
     if isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("source_id"), str):
         if item["id"] in known and item["source_id"] in known:  # a copy next to its source
@@ -130,7 +133,7 @@ def reason(item: dict[str, Any], skip: tuple[str, ...] = ("id",)) -> str:
         parts.append("annotators said " + ", ".join(map(str, item["annotations"])) +
                      (f" (agreement {item['agreement']:.0%})" if isinstance(item.get("agreement"), (int, float))
                       else ""))
-    if "why" in item:
+    if "why" in item and "why" not in skip:
         parts.append(str(item["why"]))
     if "saturated" in item:
         parts.append(f"saturated share {item['saturated']:.2%}")
