@@ -150,3 +150,4 @@ def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@l
     paths = write_report(target, build_report(version, source, gate, version.info), version, source)
     sizes = ", ".join(f"{name} {p.stat().st_size / 1024:.0f} KB" for name, p in paths.items())
     print(f"{version.ref}: report written to {target} ({sizes})")
+    print(f"report: {target / 'report.html'}")

@@ -151,6 +151,7 @@ def test_reports_for_inspection_and_a_rejected_ocr_run(image_runs, tmp_path, cur
     out = tmp_path / "again"
     result = curate_cli("report", f"{folder / 'insp'}@v0002", "--out", out)
     assert result.code == 0 and (out / "report.html").is_file()
+    assert result.out.splitlines()[-1] == f"report: {out / 'report.html'}"
 
 
 def _sections(page: str) -> list[str]:
