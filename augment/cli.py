@@ -29,13 +29,17 @@ def root(version: Optional[bool] = typer.Option(None, "--version", callback=_pri
 
 @app.command()
 def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
-        out: Optional[str] = typer.Option(None, "--out", help="Dataset to write to (default: the recipe's output, "
-                                          "else its dataset)."),
+        to: Optional[str] = typer.Option(None, "--to", help="Dataset to write to (default: the recipe's output, "
+                                         "else its dataset)."),
+        out: Optional[str] = typer.Option(None, "--out", hidden=True, help="Deprecated: --to."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
         executor: str = typer.Option("local", "--executor", help="local (a process pool) or ray."),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: 'auto' or a "
                                                   "cluster address (default: a local Ray instance)."),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
+        overrides: list[str] = typer.Option([], "--set", metavar="FIELD=VALUE", help="Override a recipe field "
+                                            "(repeatable), e.g. --set budget=0.5 --set "
+                                            "pipeline[0].Gain.gain_db=[1,3]; VALUE is YAML."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
         force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced)."),
         sweep: Optional[str] = typer.Option(None, "--sweep", help="FIELD=V1,V2,...: build a candidate per value, "
@@ -47,7 +51,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                                              "points of accuracy the picked candidate may lose on its worst "
                                              "untargeted tag."),
         mlflow: bool = typer.Option(False, "--mlflow", help="Log the new version as an MLflow run (extra mlflow)."),
-        mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
+        mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (version, counts, "
+                                     "gate, evaluation, report path); the progress lines go to stderr.")) -> None:
     """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
     import shlex
 
@@ -58,17 +64,24 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     from curate.console import EXIT_FAILED, progress
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    out = to or out
     engine = make_executor(executor, workers, ray_address)
     if mlflow:
         from curate.tracking import require_mlflow
 
         require_mlflow(mlflow_uri)  # fail before the work if MLflow is missing
     if sweep is not None:
-        version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console, max_clean_cost)
+        try:
+            version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console, max_clean_cost,
+                                 overrides)
+        except typer.Exit:
+            _emit_sweep(as_json, None)
+            raise
         _log(mlflow, version, mlflow_uri, console)
+        _emit_sweep(as_json, version)
         return
-    loaded = load_recipe(recipe, seed=seed)
+    loaded = load_recipe(recipe, seed=seed, overrides=overrides)
     result = run_recipe(loaded, output=out, executor=engine, dry_run=dry_run, force=force, progress=progress,
                         command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
     plan = result.plan
@@ -85,10 +98,12 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                       f"pipeline, seed, labels, budget or sources): {action}", markup=False)
     if result.status == "dry-run":
         console.print(f"dry run: {len(result.plan.tasks)} item(s) would be generated; nothing written")
+        _emit(as_json, result)
         return
     if result.status == "up-to-date":
         where = result.version.ref if result.version is not None else "the dataset"
         console.print(f"{where}: up to date, nothing new to generate; nothing written", markup=False)
+        _emit(as_json, result)
         return
     print_gate(result.gate, console)
     if result.evaluation:
@@ -107,6 +122,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     if result.status == "rejected":
         console.print(f"nothing written; the gate's findings are in {result.rejected_dir}", markup=False)
         console.print(f"report: {result.rejected_dir / 'report.html'}", markup=False)
+        _emit(as_json, result)
         raise typer.Exit(EXIT_FAILED)
     version = result.version
     forced = " (FORCED past a failing gate)" if version.info["gate"]["forced"] else ""
@@ -114,6 +130,46 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
                   f"{forced}; fingerprint {version.info['fingerprint'][:16]}", markup=False)
     _log(mlflow, version, mlflow_uri, console)
     console.print(f"report: {version.path / 'report.html'}", markup=False)
+    _emit(as_json, result)
+
+
+def _emit(enabled: bool, result) -> None:
+    """`augment run --json`: the run's result as one JSON document on stdout."""
+    if not enabled:
+        return
+    from curate.console import print_json
+
+    version, plan = result.version, result.plan
+    info = version.info if version is not None and result.status == "committed" else None
+    report = (result.rejected_dir / "report.html" if result.status == "rejected" and result.rejected_dir else
+              version.path / "report.html" if info is not None else None)
+    print_json({
+        "status": result.status,
+        "version": version.ref if version is not None else None,
+        "fingerprint": info["fingerprint"] if info else None,
+        "counts": {"new": len(plan.tasks), "existing": plan.existing, "previous": len(plan.previous),
+                   "items": info["counts"]["items"] if info else None, **({"dataset": info["counts"]} if info else {})},
+        "plan": {tag: {"sources": row.sources, "per_source": row.per_source, "budget": row.budget,
+                       "planned": row.planned} for tag, row in plan.per_tag.items()},
+        "gate": result.gate.to_dict() if result.gate is not None else None,
+        "forced": bool(info["gate"].get("forced")) if info and info.get("gate") else False,
+        "evaluation": result.evaluation,
+        "report": str(report) if report is not None else None,
+        "rejected_dir": str(result.rejected_dir) if result.status == "rejected" and result.rejected_dir else None,
+    })
+
+
+def _emit_sweep(enabled: bool, version) -> None:
+    """`augment run --sweep ... --json`: the committed candidate and the sweep record of its version.json."""
+    if not enabled:
+        return
+    from curate.console import print_json
+
+    info = version.info if version is not None else {}
+    print_json({"status": "committed" if version is not None else "not-committed",
+                "version": version.ref if version is not None else None,
+                "fingerprint": info.get("fingerprint"), "counts": info.get("counts"), "sweep": info.get("sweep"),
+                "gate": info.get("gate"), "report": str(version.path / "report.html") if version is not None else None})
 
 
 def _log(enabled: bool, version, uri: str, console) -> None:
@@ -123,14 +179,16 @@ def _log(enabled: bool, version, uri: str, console) -> None:
         console.print(f"MLflow run {log_version(version, uri)} logged to {uri}", markup=False)
 
 
-def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console, max_clean_cost) -> None:
+def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console, max_clean_cost,
+               overrides=None) -> None:
     from augment.sweep import run_sweep
     from curate.console import EXIT_FAILED, progress
     from curate.exceptions import BadInput
 
     if dry_run or force:
         raise BadInput("--sweep cannot be combined with --dry-run or --force")
-    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress, max_clean_cost=max_clean_cost)
+    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress, max_clean_cost=max_clean_cost,
+                               overrides=overrides)
     if result.status == "up-to-date" and record["picked"] is None:
         console.print(f"sweep of {record['field']}: every candidate is already in the dataset; nothing written",
                       markup=False)
@@ -197,7 +255,6 @@ def transforms(media: Optional[str] = typer.Option(None, "--media", help="Only a
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="transforms", title_justify="left", show_lines=True)
@@ -207,7 +264,48 @@ def transforms(media: Optional[str] = typer.Option(None, "--media", help="Only a
         params = "\n".join(p["name"] + (" (required)" if p["required"] else f" = {json.dumps(p['default'])}")
                            for p in row["params"])
         table.add_row(row["name"], row["media"], params, row["doc"])
-    Console(highlight=False).print(table)
+    from curate.console import make_console
+
+    make_console().print(table)
+
+
+recipe_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect recipes: the resolved recipe and "
+                         "the JSON schema editors complete them with.")
+app.add_typer(recipe_app, name="recipe")
+
+
+@recipe_app.command("show")
+def recipe_show(recipe: Path = typer.Argument(..., help="Recipe YAML."),
+                overrides: list[str] = typer.Option([], "--set", metavar="FIELD=VALUE", help="Override a recipe "
+                                                    "field (repeatable), as with `augment run`."),
+                seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
+                as_json: bool = typer.Option(False, "--json", help="Print it as JSON instead: {recipe, overrides}.")) \
+        -> None:
+    """Print the recipe as it would run (validated, overrides applied) as YAML."""
+    import json
+
+    import yaml
+
+    from augment.recipe import load_recipe
+
+    loaded = load_recipe(recipe, seed=seed, overrides=overrides)
+    if as_json:
+        print(json.dumps({"recipe": loaded.resolved(), "overrides": list(loaded.overrides)}, indent=2))
+        return
+    for text in loaded.overrides:
+        print(f"# --set {text}")
+    print(yaml.safe_dump(loaded.resolved(), sort_keys=False), end="")
+
+
+@recipe_app.command("schema")
+def recipe_schema() -> None:
+    """Print the JSON schema of recipes (every transform's parameters included) for editors:
+    `augment recipe schema > recipe.schema.json`, then `# yaml-language-server: $schema=recipe.schema.json`."""
+    import json
+
+    from augment.schema import recipe_schema as schema
+
+    print(json.dumps(schema(), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -215,12 +215,17 @@ class Recipe(BaseModel):
 
 
 class LoadedRecipe:
-    """A validated recipe with its source text, its file, and its transforms built (one pipeline per tag)."""
+    """A validated recipe with its source text, its file, the overrides applied to it ('FIELD=VALUE', see
+    augment.overrides) and its transforms built (one pipeline per tag)."""
 
     def __init__(self, recipe: Recipe, text: str, path: Path, pipelines: dict[str, Any],
-                 budgets: dict[str, int | None]):
+                 budgets: dict[str, int | None], overrides: tuple[str, ...] = ()):
         self.recipe, self.text, self.path = recipe, text, path
-        self.pipelines, self.budgets = pipelines, budgets
+        self.pipelines, self.budgets, self.overrides = pipelines, budgets, overrides
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe as it runs (file + overrides), as plain data in the recipe's own keys."""
+        return self.recipe.model_dump(mode="json", exclude_unset=True)
 
     def at(self, *loc) -> str:
         """'FILE:LINE:' of a place in the recipe (for errors found after validation, e.g. against the dataset)."""
@@ -260,19 +265,29 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def load_recipe(path: str | os.PathLike, seed: int | None = None) -> LoadedRecipe:
-    path, text, node, data = read_recipe(path, seed)
-    return validate_recipe(data, node, path, text)
+def load_recipe(path: str | os.PathLike, seed: int | None = None, overrides=None) -> LoadedRecipe:
+    """Read and validate a recipe. `overrides`: 'FIELD=VALUE' strings (`--set`) or {FIELD: value}, applied before
+    validation (augment.overrides); `seed` overrides the seed last."""
+    from augment.overrides import apply_overrides
+
+    path, text, node, data = read_recipe(path)
+    data, applied = apply_overrides(data, overrides)
+    if seed is not None:
+        data["seed"] = seed
+    return validate_recipe(data, node, path, text, tuple(applied))
 
 
-def read_recipe(path: str | os.PathLike, seed: int | None = None):
-    """(path, text, YAML node tree, plain data) of a recipe file, before validation; `seed` overrides its seed.
-    Strict YAML (curate.strict_yaml): not UTF-8, duplicate keys, non-plain types and deep nesting are refused."""
+def read_recipe(path: str | os.PathLike, seed: int | None = None, overrides=None):
+    """(path, text, YAML node tree, plain data) of a recipe file, before validation; `seed` and `overrides` (see
+    load_recipe) applied to the data. Strict YAML (curate.strict_yaml): not UTF-8, duplicate keys, non-plain types
+    and deep nesting are refused."""
+    from augment.overrides import apply_overrides
     from curate.strict_yaml import read_text
 
     path = Path(path)
     text = read_text(path, "recipe")
     node, data = parse_recipe(text, path)
+    data, _ = apply_overrides(data, overrides)
     if seed is not None:
         data["seed"] = seed
     return path, text, node, data
@@ -314,7 +329,8 @@ def _known_keys(loc: tuple) -> list[str]:
 _UNION_BRANCHES = {"Evaluate", "TargetPipeline", "str", "int"}  # pydantic names the Union member in an error's loc
 
 
-def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> LoadedRecipe:
+def validate_recipe(data: dict[str, Any], node, path: Path, text: str, overrides: tuple[str, ...] = ()) \
+        -> LoadedRecipe:
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -327,8 +343,8 @@ def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> Loaded
 
             message = "unknown key" + suggest(loc[-1], _known_keys(loc[:-1]))
         field = _dotted(loc) or "recipe"
-        raise BadInput(f"{_where(path, _line(node, loc))} {field}: {message}") from None
-    pipelines = _build_pipelines(recipe, node, path)
+        raise BadInput(f"{_place(path, node, loc, overrides)} {field}: {message}") from None
+    pipelines = _build_pipelines(recipe, node, path, overrides)
     budgets = _target_budgets(recipe, path, node)
     for tag in budgets:
         if tag not in pipelines and "*" not in pipelines:
@@ -338,10 +354,21 @@ def validate_recipe(data: dict[str, Any], node, path: Path, text: str) -> Loaded
         if unknown:
             raise BadInput(f"{_where(path, _line(node, ('set_label', unknown[0])))} set_label.{unknown[0]}: not a "
                            f"target tag ({', '.join(budgets)})")
-    return LoadedRecipe(recipe, text, path, pipelines, budgets)
+    return LoadedRecipe(recipe, text, path, pipelines, budgets, overrides)
 
 
-def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
+def _place(path: Path, node, loc: tuple, overrides: tuple[str, ...]) -> str:
+    """Where an error at `loc` comes from: the override that set it (or a field above it), else FILE:LINE."""
+    from augment.overrides import field_path
+
+    for text in reversed(overrides):
+        field = text.partition("=")[0]
+        if tuple(field_path(field))[:len(loc)] == loc[:len(field_path(field))]:
+            return f"--set {text}:"
+    return _where(path, _line(node, loc))
+
+
+def _build_pipelines(recipe: Recipe, node, path: Path, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     from augment.core import Compose, ParameterError
 
     specs = {"*": ("pipeline", recipe.pipeline)} if recipe.pipeline is not None else \
@@ -366,7 +393,7 @@ def _build_pipelines(recipe: Recipe, node, path: Path) -> dict[str, Any]:
                 data = data[rest[0]]
                 loc.append(rest.pop(0))
             message = f"{_dotted(tuple(rest))}: {exc.message}" if rest else exc.message
-            raise BadInput(f"{_where(path, _line(node, tuple(loc)))} {_dotted(tuple(loc))}: {message}") from None
+            raise BadInput(f"{_place(path, node, tuple(loc), overrides)} {_dotted(tuple(loc))}: {message}") from None
     return built
 
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from typing import Any, Callable
 
+from augment.overrides import field_path
 from curate.exceptions import BadInput
-
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def parse_sweep(text: str) -> tuple[str, list[float]]:
@@ -47,17 +45,10 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
     return field.strip(), numbers
 
 
-def _path(field: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for name, index in _TOKEN.findall(field):
-        parts.append(int(index) if index else name)
-    return parts
-
-
 def set_field(data: dict[str, Any], field: str, value: float) -> dict[str, Any]:
     """A copy of the recipe data with `field` (e.g. budget, pipeline[0].Gain.gain_db[1]) set to `value`."""
     data = copy.deepcopy(data)
-    parts = _path(field)
+    parts = field_path(field, "--sweep")
     target: Any = data
     for part in parts[:-1]:
         try:
@@ -138,7 +129,7 @@ def judge_candidate(value, plan, gate, evaluation, targets: list[str], max_clean
 
 def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, executor=None,
               seed: int | None = None, progress: Callable | None = None, command: str | None = None,
-              max_clean_cost: float = MAX_CLEAN_COST):
+              max_clean_cost: float = MAX_CLEAN_COST, overrides=None):
     """Build, gate and evaluate one candidate per swept value with the run spine's stages; publish the picked one.
     Returns (RunResult, sweep record). A picked candidate that adds nothing writes nothing (status up-to-date)."""
     from augment.recipe import read_recipe, validate_recipe
@@ -151,10 +142,15 @@ def run_sweep(path, sweep: str, pick: str = "best", output: str | None = None, e
     if not max_clean_cost >= 0:
         raise BadInput(f"--max-clean-cost: expected points >= 0, got {max_clean_cost}")
     field, values = parse_sweep(sweep)
-    path, text, node, data = read_recipe(path, seed)
+    from augment.overrides import apply_overrides
+
+    path, text, node, data = read_recipe(path)
+    data, applied = apply_overrides(data, overrides)
+    if seed is not None:
+        data["seed"] = seed
     if not data.get("evaluate"):  # a sweep is judged on its evaluation: the baseline unless the recipe names one
         data["evaluate"] = {"baseline": {}}
-    loaded = [validate_recipe(set_field(data, field, v), node, path, text) for v in values]
+    loaded = [validate_recipe(set_field(data, field, v), node, path, text, tuple(applied)) for v in values]
     if pick != "best":
         try:
             chosen_value = float(pick)

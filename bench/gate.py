@@ -331,7 +331,7 @@ def run_case(case: Case, work: Path) -> Result:
         steps = [[tool("augment"), "run", "recipe.yaml", "--workers", "1"]]
     else:
         steps = [[tool("curate"), "import", "leak_src", "--to", "datasets/leak"],
-                 [tool("curate"), "check", "datasets/leak", "--json", "verdict.json"]]
+                 [tool("curate"), "check", "datasets/leak", "--json-out", "verdict.json"]]
     outputs = []
     for command in steps:
         code, output = run(command, work)
@@ -368,8 +368,8 @@ def read_findings(result: Result) -> None:
 
 def detect_copies(work: Path, planted: list[dict]) -> dict:
     """Which pairs the check's findings name, against the planted (copy, dev original) pairs."""
-    code, output = run([tool("curate"), "check", "datasets/leak", "--config", "list_all.yaml", "--json",
-                        "pairs.json"], work)
+    code, output = run([tool("curate"), "check", "datasets/leak", "--config", "list_all.yaml",
+                        "--json-out", "pairs.json"], work)
     if code not in (0, 1):
         return {"error": output.strip().splitlines()[-1] if output.strip() else f"exit {code}"}
     named = named_pairs(json.loads((work / "pairs.json").read_text()))

@@ -1,22 +1,30 @@
 """`curate`: datasets and judgement about them. Exit codes: 0 ok, 1 a check failed, 2 bad input or usage."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from curate.console import EXIT_FAILED, progress, run_app
+from curate.console import (EXIT_FAILED, make_console, print_json, progress, rename_deprecated, run_app,
+                            version_callback)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Versioned datasets and judgement about them: import, inspect, diff, verify, export.")
 
+JSON_HELP = "Print the result as JSON on stdout (nothing else goes to stdout)."
 
-def make_console():
-    from rich.console import Console
+# Old spellings that still work (hidden): `--json PATH` wrote a file on these commands; now `--json` prints JSON and
+# `--json-out PATH` writes it. See curate.console.rename_deprecated.
+DEPRECATED = {name: {"--json": "--json-out"} for name in ("errors", "audit", "check", "drift")}
 
-    return Console(highlight=False, soft_wrap=True)
+
+@app.callback()
+def root(version: Optional[bool] = typer.Option(None, "--version", callback=version_callback, is_eager=True,
+                                                help="Print the rubbersheet version and exit.")) -> None:
+    """Versioned datasets and judgement about them: import, inspect, diff, verify, export."""
 
 
 def _counts_table(title: str, counts: dict[str, int], items: int):
@@ -39,6 +47,7 @@ def import_(
     to: Path = typer.Option(..., "--to", help="Dataset directory (created if absent)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) rows whose media file is missing, "
                                   "unreadable, corrupt or empty; a bad labels.csv row still fails the import."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a folder of media + labels.csv as the dataset's next version."""
     from curate.importer import import_folder
@@ -46,6 +55,11 @@ def import_(
     result = import_folder(src, to, skip_bad=skip_bad, progress=progress,
                            on_skip=lambda line: print(f"curate: skipped {line}", file=sys.stderr))
     version = result.version
+    if as_json:
+        print_json({"version": version.ref, "dataset": str(to), "imported": result.imported,
+                    "skipped": [str(s) for s in result.skipped], "unchanged": bool(result.unchanged),
+                    "fingerprint": version.info["fingerprint"]})
+        return
     if result.unchanged:
         print(f"{version.ref}: unchanged ({result.imported} items, same fingerprint); no new version written")
         return
@@ -55,7 +69,7 @@ def import_(
 
 @app.command()
 def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
-             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the versions of a dataset, oldest first."""
     from rich.table import Table
 
@@ -71,7 +85,7 @@ def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
                      "recipe": (info.get("recipe") or {}).get("name"),
                      "gate": (info.get("gate") or {}).get("verdict"), "latest": name == latest})
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title=f"{ds.name} ({ds.path})", title_justify="left")
     for column in ("version", "parent", "created", "items", "fingerprint", "recipe", "gate"):
@@ -87,18 +101,20 @@ def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
 
 @app.command()
 def show(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
-         as_json: bool = typer.Option(False, "--json", help="Print version.json.")) -> None:
+         as_json: bool = typer.Option(False, "--json", help="Print version.json on stdout.")) -> None:
     """Show a version: lineage, fingerprint, and counts per label, tag, split and origin."""
+    from rich.markup import escape
+
     from curate.store import load_ref
 
     version = load_ref(ref)
     info = version.info
     if as_json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
+        print_json(info)
         return
     console = make_console()
     counts = info.get("counts", {})
-    console.print(f"[bold]{info.get('name')}@{info.get('version')}[/bold]  parent {info.get('parent') or '-'}  "
+    console.print(f"[bold]{escape(str(info.get('name')))}@{info.get('version')}[/bold]  parent {info.get('parent') or '-'}  "
                   f"created {info.get('created')}  items {counts.get('items')}")
     console.print(f"fingerprint {info.get('fingerprint')}")
     recipe = info.get("recipe") or {}
@@ -113,7 +129,7 @@ def show(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@lat
 @app.command()
 def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
          b: str = typer.Argument(..., help="After: PATH[@vNNNN|@latest]."),
-         as_json: bool = typer.Option(False, "--json", help="Print the full diff as JSON."),
+         as_json: bool = typer.Option(False, "--json", help="Print the full diff as JSON on stdout."),
          limit: int = typer.Option(20, "--limit", min=0, help="Items listed per section (0: all).")) -> None:
     """Items added, removed and changed between two versions, and count deltas per label/tag/split/origin."""
     from rich.table import Table
@@ -123,7 +139,7 @@ def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
 
     result = diff_versions(load_ref(a), load_ref(b))
     if as_json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print_json(result)
         return
     console = make_console()
     console.print(f"{result['a']} -> {result['b']}: +{len(result['added'])} added, -{len(result['removed'])} "
@@ -149,12 +165,18 @@ def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
 
 @app.command()
 def verify(dataset: Path = typer.Argument(..., help="Dataset directory."),
-           quick: bool = typer.Option(False, "--quick", help="Skip re-hashing the media objects.")) -> None:
+           quick: bool = typer.Option(False, "--quick", help="Skip re-hashing the media objects."),
+           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Check objects, manifests, version.json, reports, the parent chain and LATEST; exit 1 naming each problem."""
     from curate.store import open_dataset
     from curate.verify import verify as verify_dataset
 
     problems, figures = verify_dataset(open_dataset(dataset), quick=quick)
+    if as_json:
+        print_json({"ok": not problems, "problems": [str(p) for p in problems], "figures": figures})
+        if problems:
+            raise typer.Exit(EXIT_FAILED)
+        return
     for problem in problems:
         print(f"FAIL {problem}")
     checked = "objects not re-hashed (--quick)" if quick else f"{figures['objects_checked']} objects checked"
@@ -169,12 +191,17 @@ def verify(dataset: Path = typer.Argument(..., help="Dataset directory."),
 
 @app.command()
 def gc(dataset: Path = typer.Argument(..., help="Dataset directory."),
-       dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing.")) -> None:
+       dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+       as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Remove media objects no version references (left by interrupted or refused runs), with their sizes."""
     from curate.store import open_dataset
     from curate.verify import collect
 
     garbage, size = collect(open_dataset(dataset), dry_run=dry_run)
+    if as_json:
+        print_json({"dry_run": dry_run, "objects": len(garbage), "bytes": size,
+                    "removed": [{"path": str(path), "bytes": n} for path, n in garbage]})
+        return
     for path, bytes_ in garbage[:20]:
         print(f"{bytes_ / 1024:10.1f} KB  {path}")
     if len(garbage) > 20:
@@ -185,14 +212,21 @@ def gc(dataset: Path = typer.Argument(..., help="Dataset directory."),
 
 @app.command()
 def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
-           to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into.")) -> None:
-    """Export a version as plain folders split/label/file plus labels.csv."""
+           to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into."),
+           as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+           format: str = typer.Option("labels", "--format", help="labels: labels.csv that `curate import` reads "
+                                      "back; hf: split folders with metadata.csv (datasets imagefolder/audiofolder)."),
+           ) -> None:
+    """Export a version as plain folders split/label/file plus labels.csv (or the Hugging Face folder layout)."""
     from curate.export import export_version
     from curate.store import load_ref, refuse_inside_dataset
 
     refuse_inside_dataset(to, "--to")
     version = load_ref(ref)
-    n = export_version(version, to)
+    n = export_version(version, to, format)
+    if as_json:
+        print_json({"version": version.ref, "to": str(to), "format": format, "items": n})
+        return
     print(f"{version.ref}: exported {n} items to {to}")
 
 
@@ -202,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     import curate.cli_drift  # noqa: F401  (registers metrics, drift)
     import curate.cli_review  # noqa: F401  (registers review apply, review summary)
 
-    return run_app(app, "curate", argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_app(app, "curate", rename_deprecated("curate", args, app, DEPRECATED))
 
 
 if __name__ == "__main__":

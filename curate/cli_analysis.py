@@ -1,14 +1,15 @@
 """`curate baseline`, `curate errors`, `curate audit`: what the model gets wrong, where, and what to fix first."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from curate.cli import make_console, app
-from curate.console import progress, warn
+from curate.cli import JSON_HELP, make_console, app
+from curate.console import print_json, progress, warn, write_json
+
+JSON_OUT_HELP = "Also write the JSON to this file."
 
 
 def _pct(value) -> str:
@@ -18,23 +19,34 @@ def _pct(value) -> str:
 @app.command()
 def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
              model: str = typer.Option("logreg", "--model", help="logreg or knn."),
-             out: Optional[Path] = typer.Option(None, "--out", help="Predictions CSV (default: "
-                                                "baseline-<dataset>-<version>.csv here)."),
+             to: Optional[Path] = typer.Option(None, "--to", help="Predictions CSV to write (default: "
+                                               "baseline-<dataset>-<version>.csv here)."),
+             out: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Deprecated: --to."),
              seed: int = typer.Option(0, "--seed", help="Seed for folds and the model."),
              features: str = typer.Option("auto", "--features", help="auto (chosen by group-aware CV) or a feature "
                                           "set: audio logmel_stats, embedding; image pixels, gradients, embedding; "
                                           "'+' joins several."),
              mlflow: bool = typer.Option(False, "--mlflow", help="Log the baseline as an MLflow run (extra mlflow)."),
-             mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder.")) -> None:
+             mlflow_uri: str = typer.Option("./mlruns", "--mlflow-uri", help="MLflow tracking URI or folder."),
+             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Quick out-of-sample baseline from cheap features; writes predictions for `curate errors`."""
     from curate.baseline import run_baseline, summary
     from curate.store import load_ref
 
     version = load_ref(ref)
     predictions = run_baseline(version, model=model, seed=seed, progress=progress, features=features)
-    target = out or Path(f"baseline-{version.dataset.name}-{version.name}.csv")
+    target = to or out or Path(f"baseline-{version.dataset.name}-{version.name}.csv")
     predictions.to_csv(target, index=False)
     figures = summary(predictions)
+    if as_json:
+        run_id = None
+        if mlflow:
+            from curate.tracking import log_baseline
+
+            run_id = log_baseline(version, target, figures, model, seed, mlflow_uri)
+        print_json({"version": version.ref, "model": model, "predictions": str(target), **figures,
+                    "mlflow_run": run_id})
+        return
     for name, cv in figures["selection"].items():
         mark = "  <- chosen" if name == figures["features"] and len(figures["selection"]) > 1 else ""
         print(f"features {name}: cross-validated accuracy {_pct(cv['accuracy'])} (95% {_pct(cv['low'])}-"
@@ -57,10 +69,13 @@ def errors(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pre
                                               "or YAML)."),
            importance: Optional[Path] = typer.Option(None, "--importance", help="Weight per tag (CSV tag,importance "
                                                      "or YAML; default 1)."),
-           json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON (what recipes "
-                                                   "read)."),
+           as_json: bool = typer.Option(False, "--json", help=JSON_HELP + " It is what recipes read "
+                                        "(from_errors)."),
+           json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the analysis as JSON to this "
+                                                   "file (what recipes read)."),
            top: int = typer.Option(0, "--top", min=0, help="Show only the top N tags (0: all).")) -> None:
     """Error analysis by tag: accuracy, HLP, gap, share of errors, potential gain, ranked; per-class metrics."""
+    from rich.markup import escape
     from rich.table import Table
 
     from curate.errors import analyse, read_tag_values
@@ -76,7 +91,10 @@ def errors(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pre
     report = analyse(frame, tags, read_tag_values(hlp, "hlp") if hlp else None,
                      read_tag_values(importance, "importance") if importance else None, source=str(predictions))
     if json_out:
-        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(json_out, report)
+    if as_json:
+        print_json(report)
+        return
     console = make_console()
     o = report["overall"]
     console.print(f"{o['n']} items: accuracy {_pct(o['accuracy'])}, {o['errors']} errors, macro F1 "
@@ -88,7 +106,7 @@ def errors(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pre
     rows = report["tags"] if top == 0 else report["tags"][:top]
     for r in rows:
         hlp_text = _pct(r["hlp"]) + ("*" if r["hlp_source"] == "assumed" else "")
-        table.add_row(str(r["rank"] or "-"), r["tag"], str(r["n"]), _pct(r["share_of_data"]), _pct(r["accuracy"]),
+        table.add_row(str(r["rank"] or "-"), escape(r["tag"]), str(r["n"]), _pct(r["share_of_data"]), _pct(r["accuracy"]),
                       hlp_text, _pct(r["gap_to_hlp"]), _pct(r["share_of_errors"]), f"{100 * r['potential_gain']:.2f}")
     if any(r["hlp_source"] == "assumed" for r in rows):
         table.caption = "* no HLP given: 100 % assumed"
@@ -97,7 +115,7 @@ def errors(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pre
     for column in ("label", "precision", "recall", "F1", "support"):
         classes.add_column(column, justify="left" if column == "label" else "right")
     for r in report["per_class"]:
-        classes.add_row(r["label"], _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), str(r["support"]))
+        classes.add_row(escape(r["label"]), _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), str(r["support"]))
     for name, avg in report["averages"].items():
         classes.add_row(f"({name} avg)", _pct(avg["precision"]), _pct(avg["recall"]), _pct(avg["f1"]), "")
     console.print(classes)
@@ -112,8 +130,11 @@ def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pred
                                  "dataset metadata; 'tags' splits per tag)."),
           dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset reference for metadata columns."),
           min_size: int = typer.Option(10, "--min-size", min=1, help="Slices smaller than this are not flagged."),
-          json_out: Optional[Path] = typer.Option(None, "--json", help="Write the audit as JSON.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+          json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the audit as JSON to this file.")
+          ) -> None:
     """Accuracy per slice with Wilson 95 % intervals; flags slices significantly below overall accuracy."""
+    from rich.markup import escape
     from rich.table import Table
 
     from curate.errors import audit as run_audit
@@ -137,7 +158,10 @@ def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pred
             raise BadInput(f"--by: column {column!r} is not in {predictions}{where}")
     report = run_audit(frame, columns, min_size=min_size)
     if json_out:
-        json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(json_out, report)
+    if as_json:
+        print_json(report)
+        return
     o = report["overall"]
     table = Table(title=f"accuracy by {', '.join(columns)} (overall {_pct(o['accuracy'])}, n={o['n']})",
                   title_justify="left")
@@ -145,7 +169,7 @@ def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pred
         table.add_column(column, justify="right" if column in ("n", "accuracy") else "left")
     for s in report["slices"]:
         flag = "BELOW" if s["flagged"] else ("small" if s["small"] else "")
-        table.add_row(*[str(s["slice"][c]) for c in columns], str(s["n"]), _pct(s["accuracy"]),
+        table.add_row(*[escape(str(s["slice"][c])) for c in columns], str(s["n"]), _pct(s["accuracy"]),
                       f"{_pct(s['ci_low'])} - {_pct(s['ci_high'])}", flag)
     make_console().print(table)
     flagged = sum(s["flagged"] for s in report["slices"])
@@ -154,8 +178,9 @@ def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pred
 
 @app.command()
 def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Lineage of versions: parent, recipe, seed, items added/removed, gate verdict, accuracy before -> after."""
+    from rich.markup import escape
     from rich.table import Table
 
     from curate.history import history as lineage
@@ -164,9 +189,9 @@ def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
     ds = open_dataset(dataset)
     rows = lineage(ds)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
-    table = Table(title=f"history of {ds.name}", title_justify="left", show_lines=True)
+    table = Table(title=f"history of {escape(ds.name)}", title_justify="left", show_lines=True)
     for column in ("version", "parent", "made by", "seed", "+/-", "gate", "evaluation (dev accuracy, 95% CI)"):
         table.add_column(column)
     for r in rows:
@@ -177,6 +202,6 @@ def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
             for tag, e in (r["evaluation"] or {}).items()) or "-"
         if r["sweep"]:
             evaluation += f"\nsweep: {len(r['sweep']['candidates'])} candidates, picked {r['sweep']['picked']}"
-        table.add_row(r["version"], r["parent"] or "-", made, str(r["seed"] if r["seed"] is not None else "-"),
+        table.add_row(r["version"], r["parent"] or "-", escape(made), str(r["seed"] if r["seed"] is not None else "-"),
                       f"+{r['added']}/-{r['removed']}", r["gate"] or "-", evaluation)
     make_console().print(table)

@@ -1,14 +1,13 @@
 """`curate check` (the curation gate on a version) and `curate split` (balanced splits as a new version)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from curate.cli import make_console, app
-from curate.console import EXIT_FAILED, progress
+from curate.cli import JSON_HELP, make_console, app
+from curate.console import EXIT_FAILED, print_json, progress, write_json
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -53,7 +52,9 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
                                                 "block_on)."),
           predictions: Optional[Path] = typer.Option(None, "--predictions", help="Model predictions CSV (for "
                                                      "label issues and confusable pairs)."),
-          json_out: Optional[Path] = typer.Option(None, "--json", help="Write the gate result as JSON.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+          json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the gate result as JSON to this "
+                                                  "file.")) -> None:
     """Run the curation checks on a version against the version it was made from; exit 1 if a new finding blocks
     (`block_on_inherited: true` in the config makes the source's known issues block too)."""
     from curate.checks.gate import load_config, run_gate
@@ -69,8 +70,11 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
         gate_config = gate_config.model_copy(update={"predictions": str(predictions)})
     result = run_gate(version, _source_of(version), gate_config, progress=progress)
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    print_gate(result, make_console())
+        write_json(json_out, result.to_dict())
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print_gate(result, make_console())
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -81,8 +85,8 @@ def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
           small_data_max: int = typer.Option(10_000, "--small-data-max", min=0, help="Above this many items, a "
                                              "stable hash of the group decides."),
           config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the split's gate."),
-          force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced).")
-          ) -> None:
+          force: bool = typer.Option(False, "--force", help="Write even if the gate fails (recorded as forced)."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Assign balanced, group-aware splits to items without one (a group, identical inputs and near-duplicates
     stay in one split); gate and commit the result as a new version."""
     from curate.checks.gate import load_config, run_gate
@@ -111,13 +115,26 @@ def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
     changed = sum(a != b for a, b in zip(frame["split"], new))
     if changed == 0:
         version.dataset.try_recover()
-        print(f"{version.ref}: every item already has a split; nothing to do")
+        if as_json:
+            print_json({"status": "unchanged", "version": version.ref, "assigned": 0})
+        else:
+            print(f"{version.ref}: every item already has a split; nothing to do")
         return
     frame["split"] = new
     gate = run_gate(MemoryView(version.dataset, frame), version, gate_config, progress=progress)
     outcome = publish(version.dataset, frame, source=version, gate=gate, label="split", force=force,
                       info={"source": {"kind": "split", "ratios": fractions, "from": version.ref,
                                        "assigned": changed}})
+    if as_json:
+        committed = outcome.version if outcome.status != "rejected" else None
+        print_json({"status": outcome.status, "version": committed.ref if committed is not None else None,
+                    "assigned": changed, "ratios": fractions,
+                    "counts": committed.info["counts"] if committed is not None else None,
+                    "gate": gate.to_dict(),
+                    "rejected_dir": str(outcome.rejected_dir) if outcome.status == "rejected" else None})
+        if outcome.status == "rejected":
+            raise typer.Exit(EXIT_FAILED)
+        return
     console = make_console()
     print_gate(gate, console)
     if outcome.status == "rejected":
@@ -130,9 +147,11 @@ def split(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
 
 @app.command()
 def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
-           out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json/.md/.html (default: "
-                                              "report-<dataset>-<version> here)."),
-           config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the re-run checks.")) -> None:
+           to: Optional[Path] = typer.Option(None, "--to", help="Folder to write report.json/.md/.html into "
+                                             "(default: report-<dataset>-<version> here)."),
+           out: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Deprecated: --to."),
+           config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the re-run checks."),
+           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Write the curation report of a version (the gate is re-run against its parent)."""
     from curate.checks.gate import load_config, run_gate
     from curate.report import build_report, write_report
@@ -145,9 +164,13 @@ def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@l
     if targets and not gate_config.realism.target_tags:
         gate_config.realism.target_tags = targets
     gate = run_gate(version, source, gate_config, progress=progress)
-    target = out or Path(f"report-{version.dataset.name}-{version.name}")
-    refuse_inside_dataset(target, "--out")
+    target = to or out or Path(f"report-{version.dataset.name}-{version.name}")
+    refuse_inside_dataset(target, "--to" if to or not out else "--out")
     paths = write_report(target, build_report(version, source, gate, version.info), version, source)
+    if as_json:
+        print_json({"version": version.ref, "to": str(target), "files": {name: str(p) for name, p in paths.items()},
+                    "passed": gate.passed, "report": str(target / "report.html")})
+        return
     sizes = ", ".join(f"{name} {p.stat().st_size / 1024:.0f} KB" for name, p in paths.items())
     print(f"{version.ref}: report written to {target} ({sizes})")
     print(f"report: {target / 'report.html'}")

@@ -7,15 +7,16 @@ from typing import Optional
 
 import typer
 
-from curate.cli import make_console, app
-from curate.console import EXIT_FAILED, progress
+from curate.cli import JSON_HELP, make_console, app
+from curate.console import EXIT_FAILED, print_json, progress, write_json
 
 
 @app.command()
 def metrics(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
             by: Optional[str] = typer.Option(None, "--by", help="Slice by tag, label or split."),
-            as_json: bool = typer.Option(False, "--json", help="Print the table as JSON.")) -> None:
+            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Input metrics per slice: duration, level, peak, clipping, SNR, silence; image size, brightness, ..."""
+    from rich.markup import escape
     from rich.table import Table
 
     from curate.drift import input_metrics, metric_table
@@ -30,11 +31,11 @@ def metrics(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@
         print(table.to_json(orient="records", indent=2))
         return
     # one row per metric, one column per slice: metric names stay readable however many there are
-    view = Table(title=f"input metrics of {version.ref}" + (f" by {by}" if by else "") + " (means)",
+    view = Table(title=f"input metrics of {escape(version.ref)}" + (f" by {by}" if by else "") + " (means)",
                  title_justify="left")
     view.add_column("metric")
     for name in table["slice"]:
-        view.add_column(str(name), justify="right")
+        view.add_column(escape(str(name)), justify="right")
     for column in [c for c in table.columns if c != "slice"]:
         view.add_row(column, *["-" if v != v else f"{v:.4g}" for v in table[column]])  # NaN: other media kind
     make_console().print(view)
@@ -51,40 +52,34 @@ def _is_dataset_ref(text: str) -> bool:
 def drift(ref: str = typer.Argument(..., help="Reference: dataset PATH[@vNNNN|@latest]."),
           against: str = typer.Option(..., "--against", help="Production data: another version, or a folder of "
                                       "media (read-only, nothing imported)."),
-          json_out: Optional[Path] = typer.Option(None, "--json", help="Write the drift result as JSON."),
-          report_dir: Optional[Path] = typer.Option(None, "--report", help="Write report.json/.md/.html here.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+          json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the drift result as JSON to this "
+                                                  "file."),
+          report_dir: Optional[Path] = typer.Option(None, "--report", help="Write report.json/.md/.html here."),
+          include_augmented: bool = typer.Option(False, "--include-augmented", help="Also compare augmented "
+                                                 "items (default: the real items of a version only).")) -> None:
     """PSI and Kolmogorov-Smirnov per input metric; exit 1 on significant drift (a CI/cron gate)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from curate.drift import compare, folder_metrics, input_metrics
-    from curate.store import load_ref
+    from curate.drift import drift_result, load_side
 
-    reference = load_ref(ref)
-    ref_metrics = input_metrics(reference, progress=progress)
-    ref_metrics = ref_metrics[ref_metrics["error"].isna()] if "error" in ref_metrics.columns else ref_metrics
-    labels = tags = None
-    unreadable: list[dict] = []
-    if _is_dataset_ref(against):
-        production = load_ref(against)
-        prod_metrics = input_metrics(production, progress=progress)
-        if "error" in prod_metrics.columns:
-            unreadable = [{"path": i, "error": e} for i, e in prod_metrics["error"].dropna().items()]
-            prod_metrics = prod_metrics[prod_metrics["error"].isna()]
-        labels = (list(reference.manifest["label"]), list(production.manifest["label"]))
-        tags = ([t for ts in reference.manifest["tags"] for t in ts], [t for ts in production.manifest["tags"] for t in ts])
-        production_name = production.ref
-    else:
-        prod_metrics, unreadable = folder_metrics(Path(against), progress=progress)
-        production_name = against
-    result = compare(ref_metrics, prod_metrics, *(labels or (None, None)), *(tags or (None, None)))
-    result.update({"reference": reference.ref, "production": production_name, "unreadable": unreadable,
-                   "counts": {"reference": int(len(ref_metrics)), "production": int(len(prod_metrics))}})
+    reference = load_side(ref, include_augmented, progress, folder_allowed=False)
+    production = load_side(against, include_augmented, progress)
+    result = drift_result(reference, production)
+    ref_metrics, prod_metrics, unreadable, production_name = (reference.metrics, production.metrics,
+                                                              production.unreadable, production.name)
     if json_out:
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_out, result)
     if report_dir:
         _write_drift_report(report_dir, result, ref_metrics, prod_metrics)
+    if as_json:
+        print_json(result)
+        if not result["passed"]:
+            raise typer.Exit(EXIT_FAILED)
+        return
     console = make_console()
-    table = Table(title=f"drift of {production_name} against {reference.ref}", title_justify="left")
+    table = Table(title=escape(f"drift of {production_name} against {reference.name}"), title_justify="left")
     for column in ("metric", "PSI", "KS", "p-value", "median ref", "median prod", "verdict"):
         table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
     for name, m in result["metrics"].items():

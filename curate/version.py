@@ -10,9 +10,10 @@ import shlex
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
 from curate.exceptions import BadInput
 from curate.files import (
@@ -30,6 +31,44 @@ if TYPE_CHECKING:
     from curate.store import Dataset
 
 RESERVED_FILES = ("manifest.parquet", "version.json")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One item of a version (Version.iter_media): its `id`, the absolute `path` of its stored object, its manifest
+    `row` (a dict of plain values: label, tags, split, group, metadata; a missing number is None) and, when asked to
+    decode, `data` (float32 audio, shape (n,) or (channels, n), with its `sample_rate`; or a uint8 image HxW[xC])."""
+    id: str
+    path: Path
+    row: dict[str, Any]
+    data: Any = None
+    sample_rate: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        return self.row["label"]
+
+
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, float) and value != value:
+            value = None              # pandas' NaN for a missing metadata number
+        elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+            value = value.tolist()    # numpy scalars and arrays (tags) as Python values
+        out[key] = value
+    return out
+
+
+def _split_filter(split, ref: str) -> Optional[tuple[str, ...]]:
+    if split is None:
+        return None
+    wanted = (split,) if isinstance(split, str) else tuple(split)
+    unknown = [s for s in wanted if s not in SPLITS]
+    if unknown or not wanted:
+        raise BadInput(f"{ref}: split must be one of {', '.join(SPLITS)} (or a list of them), got {split!r}")
+    return wanted
 
 
 def write_manifest(frame, path: Path) -> None:
@@ -203,3 +242,40 @@ class Version(MediaByManifest):
         except OSError as exc:
             raise BadInput(f"{self.path / 'manifest.parquet'}: unreadable ({exc})") from None
 
+    def manifest_with_paths(self, split: str | list[str] | None = None):
+        """A copy of the manifest (pandas DataFrame) with a `path` column: the absolute path (str) of each item's
+        stored object, ready for a data loader. `split` keeps only train, dev or test (or a list of them). The
+        manifest itself is not changed; do not commit this copy as it is (`path` would become metadata)."""
+        frame = self.manifest
+        wanted = _split_filter(split, self.ref)
+        if wanted is not None:
+            frame = frame[frame["split"].isin(wanted)]
+        frame = frame.reset_index(drop=True).copy()
+        frame["path"] = [str(self.dataset.object_path(d, e).absolute()) for d, e in zip(frame["object"], frame["ext"])]
+        return frame
+
+    def iter_media(self, split: str | list[str] | None = None, *, decode: bool = False,
+                   sample_rate: int | None = None) -> Iterator[MediaItem]:
+        """Every item (of `split`, when given) in manifest order as a MediaItem(id, path, row): `path` is the
+        absolute path of its stored object. `decode=True` also reads the media into `data` (audio resampled to
+        `sample_rate` when given); an unreadable object raises BadInput naming the item."""
+        from curate.media import read_audio, read_image
+
+        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
+                                        or sample_rate <= 0):
+            raise BadInput(f"{self.ref}: sample_rate must be a positive integer, got {sample_rate!r}")
+        frame = self.manifest_with_paths(split)
+        for row in frame.to_dict("records"):
+            path = Path(row.pop("path"))
+            row = _plain_row(row)
+            if not decode:
+                yield MediaItem(row["id"], path, row)
+                continue
+            try:
+                if row["media"] == "audio":
+                    data, rate = read_audio(path, sample_rate=sample_rate)
+                else:
+                    data, rate = read_image(path), None
+            except (ValueError, OSError) as exc:
+                raise BadInput(f"{self.ref}: item {row['id']!r}: {exc}") from None
+            yield MediaItem(row["id"], path, row, data, rate)

@@ -181,41 +181,8 @@ def test_a_second_writer_is_refused_while_a_run_holds_the_lock(speech_copy, tmp_
     assert curate.open(speech_copy).versions() == ["v0001"]
 
 
-def test_the_tours_weak_tags_step_lifts_its_targets(tmp_path, augment_cli, curate_cli):
-    """The README tour as written: the cafe-noise recipe, the baseline, the error analysis, then speech_weak_tags."""
-    ds = tmp_path / "speech"
-    assert augment_cli("run", ROOT / "recipes" / "speech_cafe_noise.yaml", "--out", ds)[0] == 0
-    assert curate_cli("baseline", ds, "--out", tmp_path / "baseline.csv").code == 0
-    assert curate_cli("errors", tmp_path / "baseline.csv", "--json", tmp_path / "errors.json").code == 0
-    text = (ROOT / "recipes" / "speech_weak_tags.yaml").read_text()
-    text = text.replace("dataset: datasets/speech", f"dataset: {ds}")
-    text = text.replace("from_errors: datasets/errors.json", f"from_errors: {tmp_path / 'errors.json'}")
-    recipe = tmp_path / "weak.yaml"
-    recipe.write_text(text)
-    code, out, err = augment_cli("run", recipe)
-    assert code == 0, err
-    info = curate.open(ds).load().info
-    chosen = [t["tag"] for t in json.loads((tmp_path / "errors.json").read_text())["tags"][:2]]
-    assert chosen == ["clean", "low_bandwidth"] and list(info["source"]["targets"]) == chosen
-    assert sum(info["source"]["targets"].values()) == 120
-    evaluation = info["evaluation"]
-    rows = {r["tag"]: r for r in evaluation["tags"]}
-    dev = curate.open(ds).load("v0001").manifest
-    dev_tags = {t for tags in dev[dev["split"] == "dev"]["tags"] for t in tags}
-    assert evaluation["split"] == "dev" and set(rows) == dev_tags | {"all"}  # every dev tag on its own, no pool
-    assert all(rows[t]["targeted"] for t in chosen) and not any(rows[t]["targeted"] for t in dev_tags - set(chosen))
-    for r in rows.values():
-        assert 0 <= r["before"] <= 1 and 0 <= r["after"] <= 1 and 0 <= r["mcnemar_p"] <= 1
-        assert r["low"] <= r["difference"] <= r["high"] and r["difference"] == pytest.approx(r["after"] - r["before"])
-    assert rows["all"]["n"] == 50 and evaluation["details"]["features"] == "logmel_stats"
-    # the figures the README states: the telephone band gains with a paired interval above zero, nothing drops
-    low = rows["low_bandwidth"]
-    assert (low["before"], low["after"], low["n"]) == (0.28, 0.48, 25) and low["low"] > 0
-    assert all(r["difference"] >= 0 for r in rows.values())
-    assert "low_bandwidth (targeted): dev accuracy 28.0% -> 48.0% (+20.0 pts, 95 % interval +4.8 to +36.0" in out
-    frame = curate.open(ds).load().manifest  # tag bookkeeping: a telephone copy of wideband speech
-    made = frame[frame["id"].str.startswith("augmented/speech_weak_tags/low_bandwidth/")]
-    assert len(made) == 60 and all("low_bandwidth" in t for t in made["tags"])
+# The README tour as pasted (cafe-noise recipe, baseline, error analysis, speech_weak_tags) and its figures:
+# tests/test_readme.py runs it from README.md itself.
 
 
 def corrupt_a_source(dataset, index: int = 0) -> str:

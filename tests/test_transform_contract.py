@@ -39,6 +39,8 @@ CASES = [
     ("TimeStretch", "audio", {"rate": [0.8, 1.25]}),
     ("PitchShift", "audio", {"semitones": [-1, 1]}),
     ("Reverb", "audio", {"rt60_s": [0.05, 0.1]}),
+    ("Codec", "audio", {"codec": ["gsm", "mp3"], "compression": [0.5, 0.9]}),
+    ("Audiomentations", "audio", {"name": "BandPassFilter", "min_center_freq": 300, "max_center_freq": 1500}),
     ("Albumentations", "image", {"name": "GaussNoise", "std_range": [0.02, 0.05]}),
     ("Scratch", "image", {}),
     ("Discoloration", "image", {}),
@@ -55,7 +57,8 @@ BAD = {
     "AddBackgroundNoise": ("snr_db", [20, 5]), "AddColoredNoise": ("color", "purple"), "Gain": ("gain_db", [6, -6]),
     "NormalizeLoudness": ("reference", "peak"), "LowBandwidth": ("rate", 500), "PadSilence": ("before_ms", -1),
     "TrimSilence": ("top_db", 0), "Shift": ("rollover", "yes"), "TimeStretch": ("rate", 10),
-    "PitchShift": ("semitones", [2, 1]), "Reverb": ("drr_db", "wet"), "Albumentations": ("std_range", [0.5, 0.1]),
+    "PitchShift": ("semitones", [2, 1]), "Reverb": ("drr_db", "wet"), "Codec": ("codec", "amr"),
+    "Audiomentations": ("min_center_freq", "low"), "Albumentations": ("std_range", [0.5, 0.1]),
     "Scratch": ("count", 0), "Discoloration": ("radius", 2), "Dust": ("darkness", [0.9, 0.1]),
     "Compose": ("transforms", []), "OneOf": ("weights", [1, -1]), "SomeOf": ("n", 5), "Sometimes": ("p", 1.5),
 }
