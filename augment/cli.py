@@ -57,8 +57,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     """Run a recipe: target weak tags, transform, gate, write a new version (exit 1 if the gate refuses it)."""
     import shlex
 
-    from augment.recipe import load_recipe
-    from augment.run import run_recipe
+    from augment.api import run as run_api   # the CLI is a thin layer over augment.run(...)
     from augment.run.execute import make_executor
     from curate.cli_checks import print_gate
     from curate.console import EXIT_FAILED, progress
@@ -81,9 +80,10 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         _log(mlflow, version, mlflow_uri, console)
         _emit_sweep(as_json, version)
         return
-    loaded = load_recipe(recipe, seed=seed, overrides=overrides)
-    result = run_recipe(loaded, output=out, executor=engine, dry_run=dry_run, force=force, progress=progress,
-                        command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else None)
+    result = run_api(recipe, seed=seed, output=out, executor=engine, dry_run=dry_run, force=force,
+                     set=overrides or None, progress=progress,
+                     command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else
+                     shlex.join(["augment", "run", str(recipe)]))
     plan = result.plan
     for tag, row in plan.per_tag.items():
         console.print(f"plan {tag}: {row.sources} source(s) x {row.per_source} (budget {row.budget or 'unlimited'}) "

@@ -31,20 +31,6 @@ def print_gate(result, console) -> None:
                   f"{known}", markup=False)
 
 
-def _source_of(version):
-    """The version a version was made from: the recipe's source when it still resolves, else the lineage parent."""
-    from curate.exceptions import BadInput
-    from curate.store import load_ref
-
-    ref = (version.info.get("source") or {}).get("dataset")
-    if ref:
-        try:
-            return load_ref(ref)
-        except BadInput:
-            pass
-    parent = version.info.get("parent")
-    return version.dataset.load(parent) if parent and parent in version.dataset.versions() else None
-
 
 @app.command()
 def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@latest]."),
@@ -57,7 +43,8 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
                                                   "file.")) -> None:
     """Run the curation checks on a version against the version it was made from; exit 1 if a new finding blocks
     (`block_on_inherited: true` in the config makes the source's known issues block too)."""
-    from curate.checks.gate import load_config, run_gate
+    from curate.api import check as check_api   # the command is a thin layer over curate.check(...)
+    from curate.checks.gate import load_config
     from curate.store import load_ref
 
     version = load_ref(ref)
@@ -68,7 +55,7 @@ def check(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@la
 
             raise BadInput(f"--predictions: {predictions} does not exist")
         gate_config = gate_config.model_copy(update={"predictions": str(predictions)})
-    result = run_gate(version, _source_of(version), gate_config, progress=progress)
+    result = check_api(version, gate_config, progress=progress)
     if json_out:
         write_json(json_out, result.to_dict())
     if as_json:
@@ -153,12 +140,13 @@ def report(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@l
            config: Optional[Path] = typer.Option(None, "--config", help="Gate config YAML for the re-run checks."),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Write the curation report of a version (the gate is re-run against its parent)."""
+    from curate.api import source_of
     from curate.checks.gate import load_config, run_gate
     from curate.report import build_report, write_report
     from curate.store import load_ref, refuse_inside_dataset
 
     version = load_ref(ref)
-    source = _source_of(version)
+    source = source_of(version)
     gate_config = load_config(config)
     targets = list((version.info.get("source") or {}).get("targets") or [])
     if targets and not gate_config.realism.target_tags:

@@ -44,12 +44,14 @@ def _mono_16k(path: Path) -> np.ndarray:
     return audio
 
 
-def _log_mel(audio: np.ndarray, bands: int = 32) -> np.ndarray:
-    import librosa
+def _mel(audio: np.ndarray, bands: int) -> np.ndarray:
+    from curate.signal import mel_power
 
-    mel = librosa.feature.melspectrogram(y=audio, sr=FEATURE_RATE, n_fft=512, hop_length=160, n_mels=bands,
-                                         fmin=50, fmax=7600, power=2.0)
-    return np.log(mel + 1e-8)
+    return mel_power(audio, FEATURE_RATE, n_fft=512, hop=160, bands=bands, fmin=50, fmax=7600)
+
+
+def _log_mel(audio: np.ndarray, bands: int = 32) -> np.ndarray:
+    return np.log(_mel(audio, bands) + 1e-8)
 
 
 def audio_embedding(path: Path) -> np.ndarray:
@@ -76,13 +78,10 @@ def audio_fingerprint(path: Path) -> np.ndarray:
     u = (t - energy centroid) / energy spread over [-2.5, 2.5]. Moments of the energy envelope move little when a
     weak tail or a little noise changes, unlike trim boundaries (the final /s/ of "six" moved a 35-dB trim point by
     50 ms under 30 dB SNR noise); the result does not depend on gain, leading/trailing silence or a uniform tempo."""
-    import librosa
-
     audio = _mono_16k(path)
     if len(audio) < 512:
         audio = np.pad(audio, (0, 512 - len(audio)))
-    mel = librosa.feature.melspectrogram(y=audio, sr=FEATURE_RATE, n_fft=512, hop_length=160,
-                                         n_mels=FINGERPRINT_BANDS, fmin=50, fmax=7600, power=2.0)
+    mel = _mel(audio, FINGERPRINT_BANDS)
     energy = mel.sum(axis=0)
     if not energy.sum() > 0:
         return np.zeros(FINGERPRINT_BANDS * FINGERPRINT_STEPS, np.float32)

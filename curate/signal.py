@@ -83,3 +83,51 @@ def trim_bounds(x: np.ndarray, sample_rate: int, top_db: float, frame_ms: float 
         return 0, 0
     idx = np.flatnonzero(mask)
     return int(idx[0] * frame), int(min(x.shape[-1], (idx[-1] + 1) * frame))
+
+
+# -- mel spectrogram (librosa's defaults, in numpy: librosa's first call costs ~2 s of lazy imports and JIT) ------
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa's default, htk=False)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+_MEL_BANKS: dict[tuple, np.ndarray] = {}
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, bands: int, fmin: float, fmax: float) -> np.ndarray:
+    """(bands, n_fft // 2 + 1) triangular filters on Slaney's mel scale with Slaney area normalisation, as
+    librosa.filters.mel builds them by default (tests/test_features.py compares the two)."""
+    key = (sample_rate, n_fft, bands, float(fmin), float(fmax))
+    if key not in _MEL_BANKS:
+        bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+        edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), bands + 2))
+        widths = np.diff(edges)
+        ramps = edges[:, None] - bins[None, :]
+        lower = -ramps[:-2] / widths[:-1, None]
+        upper = ramps[2:] / widths[1:, None]
+        weights = np.maximum(0.0, np.minimum(lower, upper)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+        _MEL_BANKS[key] = weights.astype(np.float32)
+    return _MEL_BANKS[key]
+
+
+def mel_power(x: np.ndarray, sample_rate: int, n_fft: int, hop: int, bands: int, fmin: float,
+              fmax: float) -> np.ndarray:
+    """(bands, frames) mel power spectrogram: frames centred on every hop (zero padding of n_fft // 2 each side),
+    a periodic Hann window, |FFT|^2, then the filterbank; librosa.feature.melspectrogram's defaults."""
+    x = np.asarray(x, dtype=np.float32)
+    padded = np.pad(x, n_fft // 2)
+    frames = 1 + (len(padded) - n_fft) // hop
+    index = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    spectrum = np.fft.rfft(padded[index] * window, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return mel_filterbank(sample_rate, n_fft, bands, fmin, fmax) @ power.T

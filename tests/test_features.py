@@ -1,0 +1,44 @@
+"""The audio features' mel spectrogram is librosa's (same filters, framing and window) computed in numpy, so a fresh
+process computes features without importing librosa (whose first call costs ~2 s of lazy imports)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SAMPLE_MEDIA
+from curate import signal
+from curate.media import read_audio
+
+
+@pytest.mark.parametrize("bands", [24, 32])
+def test_the_filterbank_is_librosas(bands):
+    librosa = pytest.importorskip("librosa")
+    ours = signal.mel_filterbank(16000, 512, bands, 50, 7600)
+    theirs = librosa.filters.mel(sr=16000, n_fft=512, n_mels=bands, fmin=50, fmax=7600)
+    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-8
+
+
+@pytest.mark.parametrize("clip,length", [("allison/zero.wav", None), ("flite_slt/four_cafe.wav", None),
+                                         ("flite_slt/four_cafe.wav", 512), ("flite_slt/four_cafe.wav", 513),
+                                         ("espeak_us/two.wav", 1000)])
+def test_the_mel_power_is_librosas(clip, length):
+    librosa = pytest.importorskip("librosa")
+    audio, _ = read_audio(SAMPLE_MEDIA / "speech" / clip, sample_rate=16000, mono=True)
+    audio = audio[:length] if length else audio
+    ours = signal.mel_power(audio, 16000, 512, 160, 32, 50, 7600)
+    theirs = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=512, hop_length=160, n_mels=32, fmin=50,
+                                            fmax=7600, power=2.0)
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+
+
+def test_features_do_not_import_librosa():
+    code = ("import sys\nfrom curate.features import audio_embedding, audio_fingerprint, audio_logmel_stats\n"
+            f"p = {str(SAMPLE_MEDIA / 'speech' / 'allison' / 'zero.wav')!r}\n"
+            "audio_embedding(p); audio_fingerprint(p); audio_logmel_stats(p)\n"
+            "print('librosa' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False", done.stderr
