@@ -216,3 +216,36 @@ def test_a_dataset_without_planted_copies_has_no_leakage_finding(tmp_path, curat
     assert {tuple(sorted((i["a"], i["b"]))) for i in leakage[0]["items"]} == {
         ("espeak_scotland/two_cafe.wav", "espeak_us/two.wav"), ("espeak_scotland/two_car.wav", "espeak_us/two.wav")}
     assert len(version.manifest) == 250 and result.code == 0, result
+
+
+def test_a_rotated_copy_is_found_among_hundreds_of_look_alikes(tmp_path):
+    """400 drawn "1"s (train/dev only): the candidate index turns the query, so a 4-degree copy of a dev "1" still
+    ranks its original among the first candidates (an unturned 8 x 8 ranking missed 4 of 5 such copies at 3,000
+    items)."""
+    from PIL import Image
+
+    from curate.importer import import_folder
+
+    folder = tmp_path / "ones"
+    (folder / "1").mkdir(parents=True)
+    rng = np.random.default_rng(11)
+    rows = []
+    for k in range(400):
+        Image.fromarray(digit("1", rng)).save(folder / "1" / f"{k:03d}.png")
+        rows.append({"path": f"1/{k:03d}.png", "label": "1", "split": "dev" if k < 80 else "train"})
+    (folder / "planted").mkdir()
+    for n in range(5):
+        pixels = np.asarray(Image.open(folder / "1" / f"{n * 13:03d}.png"))
+        turned = Image.fromarray(pixels).rotate(4.0 if n % 2 else -4.0, resample=Image.BILINEAR, fillcolor=0)
+        turned.save(folder / "planted" / f"r{n}.png")
+        rows.append({"path": f"planted/r{n}.png", "label": "1", "split": "train"})
+    with (folder / "labels.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    version = import_folder(folder, tmp_path / "ds").version
+    split = dict(zip(version.manifest["id"], version.manifest["split"]))
+    found = copies.derived_copies(version, [i for i, s in split.items() if s == "dev"],
+                                  [i for i, s in split.items() if s == "train"])
+    assert sorted(zip(found.query, found.reference)) == [(f"1/{n * 13:03d}.png", f"planted/r{n}.png")
+                                                         for n in range(5)]
