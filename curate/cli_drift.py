@@ -41,13 +41,6 @@ def metrics(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|@
     make_console().print(view)
 
 
-def _is_dataset_ref(text: str) -> bool:
-    from curate.store import split_ref
-
-    path, _ = split_ref(text)
-    return (path / "dataset.json").is_file()
-
-
 @app.command()
 def drift(ref: str = typer.Argument(..., help="Reference: dataset PATH[@vNNNN|@latest]."),
           against: str = typer.Option(..., "--against", help="Production data: another version, or a folder of "

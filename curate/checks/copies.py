@@ -126,12 +126,11 @@ def derived_copies(view, query: list[str], reference: list[str], scale_from=None
 
 class _Images:
     def __init__(self, view):
-        from curate.checks.similarity import _Pixels
-        from curate.features import pixel_thumbnails
+        from curate.features import THUMBNAIL_SIDE, pixel_thumbnails
 
         self.ids, raw = pixel_thumbnails(view)
         self.index = {item: k for k, item in enumerate(self.ids)}
-        self.pixels = _Pixels(raw)
+        self.pixels = raw[:, 4:].reshape(len(raw), THUMBNAIL_SIDE, THUMBNAIL_SIDE)   # stored grey levels
         self.size = [tuple(s) for s in raw[:, :2].astype(int).tolist()]
         self.size_code = np.unique(raw[:, :2].astype(np.int64) @ np.array([64, 1]), return_inverse=True)[1]
         objects = view.manifest.set_index("id").loc[self.ids, "object"]
@@ -142,7 +141,7 @@ class _Images:
         import cv2
 
         h, w = self.size[rows[0]]
-        return np.stack([cv2.GaussianBlur(self.pixels.pixels[r, :h, :w].astype(np.float32), (0, 0), BLUR_SIGMA,
+        return np.stack([cv2.GaussianBlur(self.pixels[r, :h, :w].astype(np.float32), (0, 0), BLUR_SIGMA,
                                           borderType=cv2.BORDER_REPLICATE).reshape(-1) for r in rows])
 
     def candidates(self, rows: np.ndarray, allowed: np.ndarray, k: int,
@@ -178,7 +177,7 @@ class _Images:
         out = np.zeros((len(rows), len(angles), RANK_SIDE * RANK_SIDE), np.float32)
         for n, row in enumerate(rows):
             h, w = self.size[row]
-            image = cv2.GaussianBlur(self.pixels.pixels[row, :h, :w].astype(np.float32), (0, 0), BLUR_SIGMA,
+            image = cv2.GaussianBlur(self.pixels[row, :h, :w].astype(np.float32), (0, 0), BLUR_SIGMA,
                                      borderType=cv2.BORDER_REPLICATE)
             for a, angle in enumerate(angles):
                 turned = image if angle == 0 else cv2.warpAffine(
@@ -223,7 +222,7 @@ class _Images:
         0 one way round; which item is the original is not known, hence both."""
         from scipy.optimize import minimize
 
-        sharp = [self.pixels.pixels[r, :self.size[r][0], :self.size[r][1]].astype(np.float32) for r in (row, other)]
+        sharp = [self.pixels[r, :self.size[r][0], :self.size[r][1]].astype(np.float32) for r in (row, other)]
         angle, dy, dx = pose
         t = math.radians(angle)
         back = (-angle, -(math.sin(t) * dx + math.cos(t) * dy), -(math.cos(t) * dx - math.sin(t) * dy))
