@@ -50,7 +50,7 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
     for name, cv in figures["selection"].items():
         mark = "  <- chosen" if name == figures["features"] and len(figures["selection"]) > 1 else ""
         print(f"features {name}: cross-validated accuracy {_pct(cv['accuracy'])} (95% {_pct(cv['low'])}-"
-              f"{_pct(cv['high'])}, n={cv['n']}, {cv['folds']} group folds){mark}")
+              f"{_pct(cv['high'])}, n={cv['n']}{_drawn(cv)}, {cv['folds']} group folds){mark}")
     splits = ", ".join(f"{k} {_pct(v)}" for k, v in figures["per_split"].items())
     print(f"{version.ref}: {model} baseline on {figures['features']} features ({figures['scheme']}): accuracy "
           f"{_pct(figures['accuracy'])} on {figures['n']} out-of-sample items ({splits}); predictions written to "
@@ -59,6 +59,11 @@ def baseline(ref: str = typer.Argument(..., help="Dataset reference PATH[@vNNNN|
         from curate.tracking import log_baseline
 
         print(f"MLflow run {log_baseline(version, target, figures, model, seed, mlflow_uri)} logged to {mlflow_uri}")
+
+
+def _drawn(cv: dict) -> str:
+    """' drawn from N' when the choice was made on a sample of whole groups (see curate.baseline.SELECT_MAX)."""
+    return f" drawn from {cv['of']}" if cv.get("of", cv["n"]) > cv["n"] else ""
 
 
 @app.command()

@@ -253,9 +253,13 @@ def _cached(version, kind: str, compute: Callable[[str, Path], object], ids: Seq
     rows = list(zip(frame["id"], frame["object"], frame["ext"], frame["media"]))
     missing = [r for r in rows if r[1] not in known]
     new: dict[str, object] = {}
-    for _, digest, ext, media in (progress(missing, f"features {kind}") if progress and missing else missing):
-        if digest not in new:
-            new[digest] = compute(media, version.dataset.object_path(digest, ext))
+    if missing:
+        from curate.compute import one_blas_thread
+
+        with one_blas_thread():  # per-item features are small products: threads cost more than they give
+            for _, digest, ext, media in (progress(missing, f"features {kind}") if progress else missing):
+                if digest not in new:
+                    new[digest] = compute(media, version.dataset.object_path(digest, ext))
     if new:
         pack.add(new)
     return {item_id: known[digest] if digest in known else new[digest] for item_id, digest, _, _ in rows}

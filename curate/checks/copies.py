@@ -152,7 +152,9 @@ class _Images:
 
         out = []
         block = max(1, BLOCK_CELLS // max(len(self.ids), 1))
-        reference = self.rank_vectors(np.arange(len(self.ids)), (0.0,))[:, 0]
+        if "_reference" not in self.__dict__:  # every call ranks against the same unturned vectors
+            self._reference = self.rank_vectors(np.arange(len(self.ids)), (0.0,))[:, 0]
+        reference = self._reference
         for start in range(0, len(rows), block):
             part = rows[start:start + block]
             moved = self.rank_vectors(part, RANK_ANGLES)
@@ -164,9 +166,16 @@ class _Images:
             similarity[self.size_code[part][:, None] != self.size_code[None, :]] = -np.inf
             if labels is not None:
                 similarity[labels[part][:, None] == labels[None, :]] = -np.inf
-            for line in similarity:
-                finite = np.flatnonzero(np.isfinite(line))
-                out.append(finite[np.argsort(-line[finite], kind="stable")[:k]])
+            take = min(k, similarity.shape[1])
+            if take == 0:
+                out.extend(np.zeros(0, np.int64) for _ in part)
+                continue
+            # the k best of each line, then those ordered (best first; ties by position, as a stable sort would)
+            top = np.argpartition(-similarity, take - 1, axis=1)[:, :take] if take < similarity.shape[1] else \
+                np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
+            for line, picked in zip(similarity, top):
+                picked = picked[np.isfinite(line[picked])]
+                out.append(picked[np.lexsort((picked, -line[picked]))])
         return out
 
     def rank_vectors(self, rows: np.ndarray, angles) -> np.ndarray:
@@ -220,14 +229,20 @@ class _Images:
         """(distance, pose, reversed): the sharp (unblurred) pose distance, minimised from the grid's `pose` in
         both directions. Warping the original reproduces a copy's interpolation exactly, so a copy comes out near
         0 one way round; which item is the original is not known, hence both."""
+        memo = self.__dict__.setdefault("_refined", {})
+        key = (row, other) if row <= other else (other, row)
+        if key not in memo:  # leakage and consistency ask about many of the same pairs, in either order
+            memo[key] = self._refine(*key, pose if key == (row, other) else _inverse(pose))
+        distance, found, reverse = memo[key]
+        # swapped: the pose moved the other item of the pair, so it is the same pose with the direction flipped
+        return (distance, found, reverse) if key == (row, other) else (distance, found, not reverse)
+
+    def _refine(self, row: int, other: int, pose: tuple) -> tuple[float, tuple, bool]:
         from scipy.optimize import minimize
 
         sharp = [self.pixels[r, :self.size[r][0], :self.size[r][1]].astype(np.float32) for r in (row, other)]
-        angle, dy, dx = pose
-        t = math.radians(angle)
-        back = (-angle, -(math.sin(t) * dx + math.cos(t) * dy), -(math.cos(t) * dx - math.sin(t) * dy))
         best = (2.0, pose, False)
-        for moving, still, start, reverse in ((0, 1, pose, False), (1, 0, back, True)):
+        for moving, still, start, reverse in ((0, 1, pose, False), (1, 0, _inverse(pose), True)):
             target = _centred_unit(_interior(sharp[still][None]))[0]
             simplex = np.array([start, *(np.add(start, step) for step in np.eye(3) * (0.7, 0.5, 0.5))])
             result = minimize(lambda p: _sharp_distance(sharp[moving], target, p), np.array(start),
@@ -238,16 +253,26 @@ class _Images:
         return best
 
 
+def _inverse(pose: tuple) -> tuple:
+    """The motion that undoes `pose` (angle in degrees, dy, dx; rotation about the centre, then the move)."""
+    angle, dy, dx = pose
+    t = math.radians(angle)
+    return (-angle, -(math.sin(t) * dx + math.cos(t) * dy), -(math.cos(t) * dx - math.sin(t) * dy))
+
+
 def _sharp_distance(image: np.ndarray, target: np.ndarray, pose) -> float:
     import cv2
 
     h, w = image.shape
+    m = _margin(h, w)
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(pose[0]), 1.0)
     matrix[0, 2] += pose[2]
     matrix[1, 2] += pose[1]
-    moved = _centred_unit(_interior(cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                                                   borderMode=cv2.BORDER_REPLICATE)[None]))[0]
-    return math.sqrt(max(2.0 - 2.0 * float(moved @ target), 0.0))
+    moved = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)[m:h - m, m:w - m].ravel()
+    moved = moved - moved.mean()   # the centred unit vector of _centred_unit, inline: this runs ~10^5 times
+    norm = max(float(np.sqrt(moved @ moved)), 1e-6)
+    return math.sqrt(max(2.0 - 2.0 * float(moved @ target) / norm, 0.0))
 
 
 _OPERATORS: dict = {}
@@ -385,8 +410,6 @@ def sharp_pairs(images: _Images, rows: np.ndarray, others: list[np.ndarray], typ
 # -- audio --------------------------------------------------------------------------------------------------------
 
 def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies:
-    from functools import lru_cache
-
     import soundfile as sf
 
     from curate.features import audio_fingerprints
@@ -411,10 +434,9 @@ def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies
     reference_object = np.array([objects[r] for r in reference], dtype=object)
     reference_prints = prints[[at[r] for r in reference]]
 
-    @lru_cache(maxsize=512)
     def wave(item: str) -> np.ndarray:
-        audio, _ = read_audio(view.media_path(item), sample_rate=AUDIO_RATE, mono=True)
-        return (audio - audio.mean()).astype(np.float64)
+        return _WAVES.get(objects[item], lambda: read_audio(view.media_path(item), sample_rate=AUDIO_RATE,
+                                                            mono=True)[0])
 
     found = DerivedCopies("audio")
     compared = 0
@@ -433,7 +455,12 @@ def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies
             rows = rows[np.argsort(-similarity, kind="stable")[:AUDIO_CANDIDATES]]
         for row in rows:
             compared += 1
-            verdict = _waveform_copy(wave(item), wave(reference_arr[row]))
+            pair = (objects[item], reference_object[row])  # objects are content: a verdict holds for any view
+            if pair not in _VERDICTS:
+                if len(_VERDICTS) >= MAX_VERDICTS:
+                    _VERDICTS.clear()
+                _VERDICTS[pair] = _waveform_copy(wave(item), wave(reference_arr[row]))
+            verdict = _VERDICTS[pair]
             if verdict is not None:
                 confident, ncc, text = verdict
                 found.query.append(item)
@@ -442,6 +469,34 @@ def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies
                 found.confident.append(confident)
                 found.detail.append(text)
     return DerivedCopies("audio", found.query, found.reference, found.score, found.confident, found.detail, compared)
+
+
+class _WaveCache:
+    """Mean-removed 8 kHz waves by object hash, least recently used dropped beyond `budget` bytes: a gate compares
+    each clip with up to AUDIO_CANDIDATES others, and the source's check asks about the same objects again."""
+
+    def __init__(self, budget: int):
+        from collections import OrderedDict
+
+        self.budget, self.used, self.waves = budget, 0, OrderedDict()
+
+    def get(self, digest: str, read) -> np.ndarray:
+        if digest in self.waves:
+            self.waves.move_to_end(digest)
+            return self.waves[digest]
+        audio = read()
+        wave = (audio - audio.mean()).astype(np.float64)
+        self.waves[digest] = wave
+        self.used += wave.nbytes
+        while self.used > self.budget and len(self.waves) > 1:
+            _, dropped = self.waves.popitem(last=False)
+            self.used -= dropped.nbytes
+        return wave
+
+
+_WAVES = _WaveCache(256 << 20)
+_VERDICTS: dict[tuple[str, str], tuple | None] = {}
+MAX_VERDICTS = 1_000_000
 
 
 def _label(labels, item):

@@ -123,7 +123,10 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
     target = np.r_[np.ones(len(augmented)), np.zeros(len(reference))]
     folds = StratifiedKFold(n_splits=min(5, len(augmented), len(reference)), shuffle=True, random_state=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    scores = cross_val_predict(model, data, target, cv=folds, method="predict_proba")[:, 1]
+    from curate.compute import one_blas_thread
+
+    with one_blas_thread():
+        scores = cross_val_predict(model, data, target, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(target, scores))
     severity = "warning" if auc > config.auc_warn else "info"
     verdict = "easy to tell apart" if auc > config.auc_warn else "hard to tell apart"

@@ -29,7 +29,6 @@ CARD_SIDE = 160             # largest side of a flagged item's thumbnail
 MIN_IMAGE_SIDE = 160        # a 28 px glyph is shown at least this large, pixel for pixel (nearest neighbour)
 WEBP_QUALITY = 85
 JPEG_QUALITY = 85           # where Pillow lacks WebP
-SPECTROGRAM_DB = (-100.0, 0.0)  # colour scale of every spectrogram, dB relative to a full-scale sine
 UNITS = {"_dbfs": "dBFS", "_db": "dB", "_hz": "Hz", "_ms": "ms", "_s": "s", "_px": "px", "_deg": "degrees"}
 
 
@@ -97,48 +96,11 @@ def figure_uri(fig, dpi: int = 80) -> str:
     return data_uri("image/png", buffer.getvalue())
 
 
-def raster_uri(fig, dpi: int = 100) -> str:
-    """A figure with fixed margins, drawn once and encoded as a thumbnail (encode_picture)."""
-    from PIL import Image
-
-    fig.set_dpi(dpi)
-    fig.canvas.draw()
-    picture = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-    pyplot().close(fig)
-    return encode_picture(picture)
-
-
-def spectrogram_figure(mono: np.ndarray, rate: int):
-    """Magnitude spectrogram in dB relative to a full-scale sine, on the page's fixed colour scale; axes in s and
-    kHz with readable ticks; a colour bar in dBFS."""
-    plt = pyplot()
-    n_fft = int(2 ** np.ceil(np.log2(max(0.032 * rate, 64))))
-    hop = n_fft // 4
-    signal = np.asarray(mono, dtype=np.float64)
-    if signal.size < n_fft:
-        signal = np.pad(signal, (0, n_fft - signal.size))
-    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
-    window = np.hanning(n_fft)
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)) / (window.sum() / 2)
-    with np.errstate(divide="ignore"):
-        level = 20 * np.log10(np.maximum(magnitude, 1e-12)).T
-    seconds = mono.size / rate
-    fig = plt.figure(figsize=(3.9, 2.1))
-    ax = fig.add_axes((0.14, 0.21, 0.68, 0.75))  # fixed margins: no second drawing pass to find a tight box
-    picture = ax.imshow(level, origin="lower", aspect="auto", cmap="magma", vmin=SPECTROGRAM_DB[0],
-                        vmax=SPECTROGRAM_DB[1], extent=(0.0, seconds, 0.0, rate / 2000), interpolation="nearest")
-    ax.set_xlabel("time (s)", fontsize=8)
-    ax.set_ylabel("frequency (kHz)", fontsize=8)
-    ax.tick_params(labelsize=8)
-    bar = fig.colorbar(picture, cax=fig.add_axes((0.84, 0.21, 0.03, 0.75)))
-    bar.set_label("dBFS", fontsize=8)
-    bar.ax.tick_params(labelsize=7)
-    return fig
-
-
 def audio_assets(path: Path) -> dict[str, Any]:
     """A WAV excerpt to play, its spectrogram, the clip's length and the excerpt's."""
     import soundfile as sf
+
+    from curate.report.spectrogram import spectrogram
 
     from curate.media import read_audio
 
@@ -152,7 +114,7 @@ def audio_assets(path: Path) -> dict[str, Any]:
     peak = float(np.abs(mono).max()) if mono.size else 0.0
     sf.write(buffer, mono / peak if peak > 1.0 else mono, rate, format="WAV", subtype="PCM_16")
     sound = data_uri("audio/wav", buffer.getvalue())
-    picture = raster_uri(spectrogram_figure(mono, rate), dpi=100)
+    picture = encode_picture(spectrogram(mono, rate).picture)
     return {"kind": "audio", "audio": sound, "spectrogram": picture, "seconds": f"{total:.2f}",
             "played": f"{mono.size / rate:.2f}", "excerpt": mono.size / rate < total - 1e-6,
             "channels": channels, "rate": str(rate), "bytes": len(sound) + len(picture)}
@@ -182,6 +144,13 @@ class MediaCache:
         self.views = [v for v in (view, source) if v is not None]
         self.rows = [v.manifest.set_index("id") for v in self.views]
         self._cache: dict[tuple, dict[str, Any] | None] = {}
+        self._audio: dict[Path, dict[str, Any]] = {}
+
+    def _audio_assets(self, path: Path) -> dict[str, Any]:
+        """One clip's assets, made once whether it is shown as a card, a sample or a sample's source."""
+        if path not in self._audio:
+            self._audio[path] = audio_assets(path)
+        return dict(self._audio[path])
 
     def _where(self, item_id: str):
         for view, rows in zip(self.views, self.rows):
@@ -204,7 +173,7 @@ class MediaCache:
             if view is None:
                 self._cache[key] = None
             elif row["media"] == "audio":
-                self._cache[key] = audio_assets(view.media_path(item_id))
+                self._cache[key] = self._audio_assets(view.media_path(item_id))
             else:
                 self._cache[key] = image_assets(view.media_path(item_id), side=side)
         return self._cache[key]
@@ -219,9 +188,9 @@ class MediaCache:
             if view is None:
                 self._cache[key] = None
             elif row["media"] == "audio":
-                assets = audio_assets(view.media_path(item_id))
+                assets = self._audio_assets(view.media_path(item_id))
                 if source_view is not None:
-                    assets["source"] = audio_assets(source_view.media_path(source_id))
+                    assets["source"] = self._audio_assets(source_view.media_path(source_id))
                     assets["bytes"] += assets["source"]["bytes"]
                 self._cache[key] = assets
             else:
