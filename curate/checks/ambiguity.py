@@ -16,7 +16,8 @@ from collections import Counter
 import numpy as np
 
 from curate.checks import Finding, train_mask
-from curate.checks.similarity import nearest, standardised_embeddings
+from curate.checks.index import nearest
+from curate.checks.similarity import standardised_embeddings
 
 CHECK = "ambiguity"
 

@@ -24,7 +24,8 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from curate.checks import Finding
-from curate.checks.similarity import nearest, standardised_embeddings
+from curate.checks.index import nearest
+from curate.checks.similarity import standardised_embeddings
 
 CHECK = "realism"
 

@@ -73,6 +73,7 @@ TYPICAL_SAMPLE = 1000
 TYPICAL_CANDIDATES = 16
 PAIR_CHUNK = 8192
 ROW_CHUNK = 256
+ROWS_PER_SEARCH = 4096  # query rows per index search: bounds the candidate lists held at once
 
 
 def media_kind(view) -> str | None:
@@ -161,6 +162,14 @@ class _Pixels:
             np.maximum(best, query[:, k] @ reference, out=best)
         return best
 
+    def coarse_reference(self) -> np.ndarray:
+        return self.coarse_ref
+
+    def coarse_queries(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The coarse vectors of `rows` at each of the 9 one-pixel shifts (a copy moved by a pixel matches one)."""
+        query = self.thumbs(COARSE_SIDE, rows, SHIFTS)
+        return [np.ascontiguousarray(query[:, k]) for k in range(len(SHIFTS))]
+
     def distance(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Distance of each pair (rows[p], cols[p]): the best of the 9 shifts of the row item against the column
         item. Each row item's shifted thumbnails are made once; memory is bounded by ROW_CHUNK and PAIR_CHUNK."""
@@ -193,6 +202,12 @@ class _Vectors:
 
     def coarse_similarity(self, rows: np.ndarray, first: int = 0) -> np.ndarray:
         return self.vectors[rows] @ self.vectors[first:].T
+
+    def coarse_reference(self) -> np.ndarray:
+        return self.vectors
+
+    def coarse_queries(self, rows: np.ndarray) -> list[np.ndarray]:
+        return [self.vectors[rows]]
 
     def distance(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return _distance(np.einsum("pd,pd->p", self.vectors[rows], self.vectors[cols]).astype(np.float64))
@@ -267,27 +282,46 @@ def _typical(space, objects: np.ndarray, reference: np.ndarray, ratio: float) ->
 
 
 def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs i < j of different objects within `threshold` (coarse pass, then confirmed)."""
+    """Pairs i < j of different objects within `threshold`: each item's MAX_PER_ITEM nearest (coarse vectors, the
+    best of the space's query variants, through one curate.checks.index.Index), kept when within COARSE_SLACK x
+    the threshold, then confirmed by the full distance."""
+    from curate.checks.index import Index
+
     limit = _similarity(min(threshold * COARSE_SLACK, 2.0))
+    index = Index(space.coarse_reference())
+    k = min(MAX_PER_ITEM + 1, space.n)
     pair_rows, pair_cols = [], []
-    block = max(16, min(BLOCK, BLOCK_CELLS // max(space.n, 1)))
-    for start in range(0, space.n, block):  # upper triangle only: columns from the block's first row on
-        rows = np.arange(start, min(space.n, start + block))
-        columns = np.arange(start, space.n)
-        similarity = space.coarse_similarity(rows, start)
-        similarity[columns[None, :] <= rows[:, None]] = -np.inf
-        similarity[objects[rows][:, None] == objects[None, start:]] = -np.inf
-        close = similarity >= limit
-        crowded = np.flatnonzero(close.sum(axis=1) > MAX_PER_ITEM)
-        if len(crowded):  # keep each item's MAX_PER_ITEM closest candidates
-            top = np.argpartition(-similarity[crowded], MAX_PER_ITEM - 1, axis=1)[:, :MAX_PER_ITEM]
-            close[crowded] = False
-            close[crowded[:, None], top] = np.take_along_axis(similarity[crowded], top, axis=1) >= limit
-        r, c = np.nonzero(close)
-        pair_rows.append(r + start)
-        pair_cols.append(c + start)
+    for start in range(0, space.n, ROWS_PER_SEARCH):
+        rows = np.arange(start, min(space.n, start + ROWS_PER_SEARCH))
+        found_rows, found_cols, found_sim = [], [], []
+        for variant in space.coarse_queries(rows):   # images: the 9 one-pixel moves; audio: the vectors
+            neighbours = index.search(variant, k)
+            r = np.repeat(rows, neighbours.index.shape[1])
+            c = neighbours.index.reshape(-1)
+            v = neighbours.similarity.reshape(-1)
+            keep = (c >= 0) & (c != r) & (v >= limit)
+            found_rows.append(r[keep])
+            found_cols.append(c[keep])
+            found_sim.append(v[keep])
+        r, c, v = (np.concatenate(x) for x in (found_rows, found_cols, found_sim))
+        keep = objects[r] != objects[c]
+        r, c, v = r[keep], c[keep], v[keep]
+        order = np.lexsort((-v, c, r))                       # per (row, col): the best variant first
+        r, c, v = r[order], c[order], v[order]
+        first = np.ones(len(r), bool)
+        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+        r, c, v = r[first], c[first], v[first]
+        order = np.lexsort((c, -v, r))                       # per row: most similar first, MAX_PER_ITEM of them
+        r, c = r[order], c[order]
+        rank = np.arange(len(r)) - np.searchsorted(r, r, side="left")
+        keep = rank < MAX_PER_ITEM
+        pair_rows.append(np.minimum(r[keep], c[keep]))
+        pair_cols.append(np.maximum(r[keep], c[keep]))
     rows = np.concatenate(pair_rows) if pair_rows else np.zeros(0, np.int64)
     cols = np.concatenate(pair_cols) if pair_cols else np.zeros(0, np.int64)
+    if len(rows):
+        unique = np.unique(rows * space.n + cols)
+        rows, cols = unique // space.n, unique % space.n
     distance = space.distance(rows, cols)
     keep = distance <= threshold
     return rows[keep], cols[keep], distance[keep]
@@ -348,21 +382,3 @@ def standardised_embeddings(view, progress=None) -> tuple[list[str], np.ndarray]
         return ids, matrix
     z = (matrix - matrix.mean(axis=0)) / np.maximum(matrix.std(axis=0), 1e-6)
     return ids, _unit_rows(z)
-
-
-def nearest(query: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
-    """Indices (rows of `reference`) of the k most similar rows for each query row (unit vectors; cosine).
-    With exclude_self, query row i is reference row i and is never its own neighbour."""
-    k = min(k, len(reference) - (1 if exclude_self else 0))
-    out = np.zeros((len(query), max(k, 0)), dtype=np.int64)
-    if k <= 0:
-        return out
-    for start in range(0, len(query), BLOCK):
-        similarity = query[start:start + BLOCK] @ reference.T
-        if exclude_self:
-            rows = np.arange(similarity.shape[0])
-            similarity[rows, start + rows] = -np.inf
-        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
-        out[start:start + len(similarity)] = np.take_along_axis(top, order, axis=1)
-    return out

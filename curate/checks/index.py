@@ -1,0 +1,119 @@
+"""One nearest-neighbour search for the gate's pairwise questions: faiss, exact up to EXACT_UP_TO reference rows,
+graph-based (HNSW) above with its recall measured and stated.
+
+Vectors are unit rows (cosine = inner product). Exact search is faiss's flat inner-product index: the same answer
+as the all-pairs product, without holding it (blocks of queries against the whole reference), 4-7x faster than a
+numpy product + argpartition at 4k-50k rows. Above EXACT_UP_TO rows an exhaustive search grows with the square of
+the rows, so an HNSW graph (M = 16, efSearch >= 64) answers in about n log n; its recall@k against exact search is
+measured on RECALL_SAMPLE queries (an exact search of those alone costs RECALL_SAMPLE x n) and reported with the
+result, so a finding can say how complete it is.
+
+faiss runs on one thread here: on a busy 2-core machine one thread searched 50k x 50k rows in 8.5 s, the default
+threads in 14.8 s, and the result does not depend on the count.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+EXACT_UP_TO = 100_000
+RECALL_SAMPLE = 200
+HNSW_M = 16
+QUERY_BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """For each query row, up to k reference rows, most similar first (-1 / -inf where there are fewer)."""
+
+    index: np.ndarray        # (queries, k) int64
+    similarity: np.ndarray   # (queries, k) float32, inner product of unit rows
+    exact: bool
+    recall: float            # recall@k against exact search: 1.0 when exact, measured on a sample otherwise
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+class Index:
+    """A search structure over `reference` (unit rows), built once and asked many times."""
+
+    def __init__(self, reference: np.ndarray):
+        import faiss
+
+        self.reference = np.ascontiguousarray(reference, dtype=np.float32)
+        self.n, dim = self.reference.shape
+        self.exact = self.n <= EXACT_UP_TO
+        with _one_thread():
+            if self.exact:
+                self.index = faiss.IndexFlatIP(dim)
+            else:
+                self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+                self.index.hnsw.efConstruction = 64
+            if self.n:
+                self.index.add(self.reference)
+
+    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> Neighbours:
+        """The k most similar reference rows of each query row. `exclude[i]`: a reference row query i must not get
+        (itself, when query and reference are the same rows), or -1."""
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        k = max(0, min(k, self.n - (1 if exclude is not None else 0)))
+        index = np.full((len(query), k), -1, np.int64)
+        similarity = np.full((len(query), k), -np.inf, np.float32)
+        if k == 0 or len(query) == 0:
+            return Neighbours(index, similarity, self.exact, 1.0)
+        extra = 1 if exclude is not None else 0
+        with _one_thread():
+            if not self.exact:
+                self.index.hnsw.efSearch = max(64, 2 * (k + extra))
+            for start in range(0, len(query), QUERY_BLOCK):
+                part = slice(start, start + QUERY_BLOCK)
+                found_s, found_i = self.index.search(query[part], k + extra)
+                if extra:
+                    found_i, found_s = _drop(found_i, found_s, exclude[part], k)
+                index[part], similarity[part] = found_i, found_s
+        recall = 1.0 if self.exact else self._recall(query, index, k, exclude)
+        return Neighbours(index, similarity, self.exact, recall)
+
+    def _recall(self, query: np.ndarray, found: np.ndarray, k: int, exclude) -> float:
+        import faiss
+
+        rows = np.random.default_rng(0).choice(len(query), min(RECALL_SAMPLE, len(query)), replace=False)
+        flat = faiss.IndexFlatIP(self.reference.shape[1])
+        flat.add(self.reference)
+        extra = 1 if exclude is not None else 0
+        with _one_thread():
+            truth_s, truth_i = flat.search(query[rows], k + extra)
+        if extra:
+            truth_i, _ = _drop(truth_i, truth_s, exclude[rows], k)
+        hits = sum(len(set(truth_i[n][truth_i[n] >= 0]) & set(found[r][found[r] >= 0])) for n, r in enumerate(rows))
+        total = int((truth_i >= 0).sum())
+        return hits / total if total else 1.0
+
+
+def _drop(index: np.ndarray, similarity: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row without its excluded entry (or without its last one when the excluded row is not among them)."""
+    hit = index == exclude[:, None]
+    miss = ~hit.any(axis=1)
+    hit[miss, -1] = True
+    keep = ~hit
+    return index[keep].reshape(len(index), k), similarity[keep].reshape(len(index), k)
+
+
+def nearest(query: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
+    """Indices (rows of `reference`) of the k most similar rows for each query row (unit vectors; cosine).
+    With exclude_self, query row i is reference row i and is never its own neighbour."""
+    exclude = np.arange(len(query)) if exclude_self else None
+    return Index(reference).search(query, k, exclude).index
