@@ -1,15 +1,23 @@
-"""How long the curation gate takes at 10,000 items (sample_media replicated with small perturbations).
+"""How the curation gate scales: seconds per check at several sizes (sample_media replicated with perturbations).
 
-    python bench/checks.py [--items 10000] [--media image|audio]
+    python bench/checks.py [--items 1000,10000,50000] [--media image|audio] [--runs 5]
 
-Prints seconds for: import (hash + decode every file), features the first time (embeddings, metrics, hashes;
-cached per object afterwards), and each check of the gate with features cached. A quarter of the items are
-marked augmented (copies of train items) so the realism check has work to do.
+Each size runs in its own process (its peak RSS is that process's, from wait4): import (hash + decode every file),
+features the first time (embeddings, metrics, hashes; cached per object afterwards), then the gate --runs times
+with features cached, min/median/max per check. A quarter of the items are marked augmented (copies of train items)
+so the realism check has work to do. Between successive sizes the exponent b of time ~ n^b is printed per check
+(median times): 1 is linear, 2 is all pairs; n log n between 10k and 50k reads as about 1.15.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,7 +60,7 @@ def build_folder(folder: Path, items: int, media: str) -> None:
         writer.writerows(out_rows)
 
 
-def main() -> None:
+def one_size(items: int, media: str, runs: int) -> dict:
     import pandas as pd
 
     from curate.checks.gate import parse_config, run_gate
@@ -60,40 +68,72 @@ def main() -> None:
     from curate.importer import import_folder
     from curate.view import MemoryView
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--media", choices=["image", "audio"], default="image")
-    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "src"
         folder.mkdir()
         start = time.perf_counter()
-        build_folder(folder, args.items, args.media)
+        build_folder(folder, items, media)
         built = time.perf_counter() - start
         start = time.perf_counter()
         version = import_folder(folder, Path(tmp) / "ds").version
         imported = time.perf_counter() - start
         frame = version.manifest.copy()
-        train = frame[frame["split"] == "train"].index[: args.items // 4]
+        train = frame[frame["split"] == "train"].index[: items // 4]
         frame.loc[train, "origin"] = "augmented"
         frame.loc[train, "source_id"] = frame.loc[train, "id"]
-        candidate = MemoryView(version.dataset, pd.DataFrame(frame))
         start = time.perf_counter()
+        candidate = MemoryView(version.dataset, pd.DataFrame(frame))
         embeddings(candidate)
         metrics(candidate)
-        (pixel_thumbnails if args.media == "image" else audio_fingerprints)(candidate)  # near-duplicate features
+        (pixel_thumbnails if media == "image" else audio_fingerprints)(candidate)  # near-duplicate features
         features = time.perf_counter() - start
-        start = time.perf_counter()
-        result = run_gate(candidate, None, parse_config({}))  # no parent: every augmented item is judged
-        gate = time.perf_counter() - start
-    print(f"\n{args.items} {args.media} items (sample_media replicated with perturbations), 1 process\n")
-    print(f"{'step':34s} {'seconds':>8s}")
-    for name, seconds in (("build test folder", built), ("curate import (hash + decode)", imported),
-                          ("features, first time", features), ("gate, features cached", gate)):
-        print(f"{name:34s} {seconds:8.1f}")
-    for name, seconds in result.seconds.items():
-        print(f"  {name:32s} {seconds:8.1f}")
-    print(f"\ngate: passed={result.passed} counts={result.counts}")
+        gates = []
+        for _ in range(runs):
+            candidate = MemoryView(version.dataset, pd.DataFrame(frame))   # nothing memoised from the last run
+            start = time.perf_counter()
+            result = run_gate(candidate, None, parse_config({}))  # no parent: every augmented item is judged
+            gates.append({"gate": time.perf_counter() - start, **result.seconds})
+    return {"items": items, "build": built, "import": imported, "features": features, "gates": gates,
+            "passed": result.passed, "counts": result.counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", default="1000,10000")
+    parser.add_argument("--media", choices=["image", "audio"], default="image")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one size, JSON
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.items.split(",")]
+    if args.one:
+        print(json.dumps(one_size(sizes[0], args.media, args.runs)))
+        return
+    results = []
+    for size in sizes:
+        proc = subprocess.Popen([sys.executable, __file__, "--one", "--items", str(size), "--media", args.media,
+                                 "--runs", str(args.runs)], stdout=subprocess.PIPE)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{size} items: the measuring process failed")
+        results.append({**json.loads(out), "rss_mb": usage.ru_maxrss / 1024})
+    print(f"\n{args.media}: sample_media replicated with perturbations; gate with features cached, {args.runs} run(s)")
+    print(f"{'items':>7s} {'import s':>9s} {'features s':>11s} {'peak MB':>8s}")
+    for r in results:
+        print(f"{r['items']:7d} {r['import']:9.1f} {r['features']:11.1f} {r['rss_mb']:8.0f}")
+    steps = list(results[0]["gates"][0])
+    print(f"\n{'check':12s} " + " ".join(f"{str(r['items']) + ' min/med/max s':>24s}" for r in results)
+          + "  exponent(s)")
+    for step in steps:
+        cells, medians = [], []
+        for r in results:
+            values = [g[step] for g in r["gates"]]
+            medians.append(statistics.median(values))
+            cells.append(f"{min(values):6.2f} {medians[-1]:7.2f} {max(values):7.2f}".rjust(24))
+        exponents = [math.log(max(b, 1e-3) / max(a, 1e-3)) / math.log(nb / na)
+                     for (a, na), (b, nb) in zip(zip(medians, sizes), zip(medians[1:], sizes[1:]))]
+        print(f"{step:12s} " + " ".join(cells) + "  " + " ".join(f"{e:5.2f}" for e in exponents))
+    print(f"\ngate: passed={results[-1]['passed']} counts={results[-1]['counts']}")
 
 
 if __name__ == "__main__":

@@ -187,6 +187,17 @@ def test_realism_flags_noise_far_louder_than_real_data(speech_copy, snr_db, flag
         assert envelope.figures["outside_share"] > 0.5
         auc = next(f for f in findings if "AUC" in f.message)
         assert auc.figures["auc"] > 0.85
+        figures = auc.figures  # the interval brackets the AUC, within [0, 1] (a perfect separation has no width)
+        assert 0 <= figures["auc_low"] <= figures["auc"] <= figures["auc_high"] <= 1.0
+        assert figures["auc"] == 1.0 or figures["auc_low"] < figures["auc"] - 0.005
+
+
+def test_the_auc_interval_is_hanley_and_mcneil():
+    from curate.checks.realism import auc_interval
+
+    low, high = auc_interval(0.5, 300, 800)   # chance level: Q1 = 1/3, Q2 = 1/3, SE = 0.019552
+    assert (high - low) / 2 == pytest.approx(1.96 * 0.019552, rel=1e-4)
+    assert auc_interval(1.0, 10, 10) == (1.0, 1.0)
 
 
 def test_an_augmented_item_in_test_is_leakage(speech_copy):

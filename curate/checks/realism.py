@@ -6,7 +6,8 @@ real clean telephone speech), else those carrying its first target tag with enou
 items; "enough" is `min_reference`. The targets are the recipe's (without a recipe, the tags the items carry).
   (a) envelope: input metrics (curate.features) outside the real items' robust range, item by item;
   (b) two-sample test: cross-validated AUC of a classifier telling augmented from real on those metrics
-      (0.5 = indistinguishable; above `auc_warn` is a warning);
+      (0.5 = indistinguishable; above `auc_warn` is a warning), on at most TWO_SAMPLE_MAX items of each side
+      (drawn with a fixed seed), with a 95 % interval (Hanley & McNeil) that says what the sample costs;
   (c) label kept: new augmented items whose nearest real neighbours (embedding) mostly carry another label,
       compared with the same rate for real items (leave one out), so a hard task is not mistaken for broken data.
       A drop above `label_kept_max_drop` (0.25) that Fisher's exact test finds significant (p < 0.01) BLOCKS.
@@ -28,6 +29,7 @@ from curate.checks.index import nearest
 from curate.checks.similarity import standardised_embeddings
 
 CHECK = "realism"
+TWO_SAMPLE_MAX = 2000
 
 
 def _finding(severity: str, message: str, **fields) -> Finding:
@@ -120,6 +122,9 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    rng = np.random.default_rng(0)  # a bounded sample of each side: the AUC's interval says what it costs
+    augmented = _at_most(augmented, TWO_SAMPLE_MAX, rng)
+    reference = _at_most(reference, TWO_SAMPLE_MAX, rng)
     data = table.loc[augmented + reference].dropna(axis=1, how="any").to_numpy()
     target = np.r_[np.ones(len(augmented)), np.zeros(len(reference))]
     folds = StratifiedKFold(n_splits=min(5, len(augmented), len(reference)), shuffle=True, random_state=0)
@@ -129,11 +134,28 @@ def _two_sample(key, table, augmented, reference, config) -> list[Finding]:
     with one_blas_thread():
         scores = cross_val_predict(model, data, target, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(target, scores))
+    low, high = auc_interval(auc, len(augmented), len(reference))
     severity = "warning" if auc > config.auc_warn else "info"
     verdict = "easy to tell apart" if auc > config.auc_warn else "hard to tell apart"
-    return [_finding(severity, f"{key}: a classifier tells augmented from real with AUC {auc:.2f} ({verdict}; "
-                    f"0.5 = indistinguishable, warning above {config.auc_warn})",
-                    figures={"target": key, "auc": auc, "augmented": len(augmented), "reference": len(reference)})]
+    return [_finding(severity, f"{key}: a classifier tells augmented from real with AUC {auc:.2f} (95 % "
+                    f"{low:.2f}-{high:.2f}; {verdict}; 0.5 = indistinguishable, warning above {config.auc_warn})",
+                    figures={"target": key, "auc": auc, "auc_low": low, "auc_high": high,
+                             "augmented": len(augmented), "reference": len(reference)})]
+
+
+def _at_most(items: list[str], limit: int, rng: np.random.Generator) -> list[str]:
+    if len(items) <= limit:
+        return items
+    return [items[k] for k in np.sort(rng.choice(len(items), limit, replace=False))]
+
+
+def auc_interval(auc: float, positives: int, negatives: int) -> tuple[float, float]:
+    """95 % interval of an AUC from Hanley & McNeil's (1982) standard error, clipped to [0, 1]."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) \
+        / (positives * negatives)
+    half = 1.96 * float(np.sqrt(max(variance, 0.0)))
+    return max(0.0, auc - half), min(1.0, auc + half)
 
 
 def _label_kept(candidate, frame, groups, config) -> list[Finding]:
