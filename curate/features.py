@@ -16,12 +16,18 @@ Metrics: see AUDIO_METRICS and IMAGE_METRICS.
 
 The cache lives in DATASET/cache/features/<kind>-v<N>/ (one pack file per kind, keyed by object hash, replaced
 atomically); it is derived data, never part of a version, and is skipped silently where the dataset is read-only.
+
+One pass: the gate asks for embeddings, metrics, near-duplicate features and saturation one after the other. When
+one of them meets objects it has not seen, the others of the same media (ONE_PASS) are computed for those objects
+in the same pass, from one decode per object (a 4,000-image recipe decoded each image 6 times before: 29,650 PNG
+decodes for 4,800 images).
 """
 from __future__ import annotations
 
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,9 +45,30 @@ IMAGE_METRICS = ("width", "height", "brightness", "contrast", "sharpness", "colo
 
 
 # -- audio ---------------------------------------------------------------------------------------------------
+_DECODED: dict | None = None   # within one_decode(): the current object's decoded forms
+
+
+@contextmanager
+def one_decode():
+    """Every feature computed inside the block decodes each file once (the block handles one object)."""
+    global _DECODED
+    _DECODED = {}
+    try:
+        yield
+    finally:
+        _DECODED = None
+
+
+def _decoded(key: tuple, load: Callable[[], np.ndarray]) -> np.ndarray:
+    if _DECODED is None:
+        return load()
+    if key not in _DECODED:
+        _DECODED[key] = load()
+    return _DECODED[key]
+
+
 def _mono_16k(path: Path) -> np.ndarray:
-    audio, _ = read_audio(path, sample_rate=FEATURE_RATE, mono=True)
-    return audio
+    return _decoded(("mono16k", path), lambda: read_audio(path, sample_rate=FEATURE_RATE, mono=True)[0])
 
 
 def _mel(audio: np.ndarray, bands: int) -> np.ndarray:
@@ -127,7 +154,7 @@ def audio_metrics(path: Path) -> dict[str, float]:
 
 # -- images --------------------------------------------------------------------------------------------------
 def _image(path: Path) -> np.ndarray:
-    return read_image(path, mode="RGB")
+    return _decoded(("rgb", path), lambda: read_image(path, mode="RGB"))
 
 
 def image_embedding(path: Path) -> np.ndarray:
@@ -155,7 +182,7 @@ def pixel_thumbnail(path: Path) -> np.ndarray:
     side; step = round(255 x stored side / image side), i.e. one image pixel in stored pixels (x 255)."""
     from PIL import Image
 
-    gray = Image.fromarray(read_image(path, mode="L"))
+    gray = Image.fromarray(_decoded(("grey", path), lambda: read_image(path, mode="L")))
     width, height = gray.size
     stored_w, stored_h = min(width, THUMBNAIL_SIDE), min(height, THUMBNAIL_SIDE)
     if (stored_w, stored_h) != (width, height):
@@ -256,13 +283,41 @@ def _cached(version, kind: str, compute: Callable[[str, Path], object], ids: Seq
     if missing:
         from curate.compute import one_blas_thread
 
+        siblings = _siblings(version, kind, pack)
         with one_blas_thread():  # per-item features are small products: threads cost more than they give
             for _, digest, ext, media in (progress(missing, f"features {kind}") if progress else missing):
-                if digest not in new:
-                    new[digest] = compute(media, version.dataset.object_path(digest, ext))
+                if digest in new:
+                    continue
+                path = version.dataset.object_path(digest, ext)
+                with one_decode():
+                    new[digest] = compute(media, path)
+                    for other, (other_compute, other_known, other_new) in siblings.get(media, {}).items():
+                        if digest not in other_known and digest not in other_new:
+                            try:
+                                other_new[digest] = other_compute(media, path)
+                            except (ValueError, OSError):
+                                pass  # its own pass will report it
+        for other_kinds in siblings.values():
+            for other, (_, _, other_new) in other_kinds.items():
+                if other_new:
+                    _Pack(_cache_dir(version, other), as_json=other.startswith("metrics")).add(other_new)
     if new:
         pack.add(new)
     return {item_id: known[digest] if digest in known else new[digest] for item_id, digest, _, _ in rows}
+
+
+def _siblings(version, kind: str, pack: "_Pack") -> dict[str, dict[str, tuple]]:
+    """{media: {other kind: (compute, its known values, new values)}} for the kinds computed in the same pass as
+    `kind` (none where the cache cannot be written: they would be computed for nothing)."""
+    if pack.path is None:
+        return {}
+    out: dict[str, dict[str, tuple]] = {}
+    for media in ("audio", "image"):
+        kinds = one_pass_kinds(media)
+        if kind in kinds:
+            out[media] = {other: (compute, _Pack(_cache_dir(version, other), other.startswith("metrics")).load(), {})
+                          for other, compute in kinds.items() if other != kind}
+    return out
 
 
 def embeddings(version, ids: Sequence[str] | None = None, progress=None) -> tuple[list[str], np.ndarray]:
@@ -300,29 +355,42 @@ def metrics(version, ids: Sequence[str] | None = None, progress=None):
     `error` column names unreadable or missing media)."""
     import pandas as pd
 
-    def compute(media, path):
-        try:
-            return audio_metrics(path) if media == "audio" else image_metrics(path)
-        except (ValueError, OSError) as exc:  # unreadable or missing media is counted, not fatal
-            return {"error": str(exc).splitlines()[0][:200] or type(exc).__name__}
-
-    values = _cached(version, f"metrics-v{METRICS_VERSION}", compute, ids, progress)
+    values = _cached(version, f"metrics-v{METRICS_VERSION}", _metrics_of, ids, progress)
     return pd.DataFrame.from_dict(values, orient="index")
 
 
 def saturation(version, ids: Sequence[str] | None = None, progress=None) -> dict[str, float]:
     """{item id: share of saturated samples}: audio |x| >= 0.999 (16 kHz mono), images pixels within 2 levels of 0
     or 255 in every channel; NaN for unreadable media. Cached per object like the metrics."""
-    def compute(media, path):
-        try:
-            if media == "audio":
-                return float(np.mean(np.abs(_mono_16k(path)) >= 0.999))
-            image = _image(path)
-            return float(np.mean(np.all(image >= 253, axis=-1) | np.all(image <= 2, axis=-1)))
-        except (ValueError, OSError):
-            return float("nan")
+    return _cached(version, "metrics-saturation-v1", _saturation_of, ids, progress)
 
-    return _cached(version, "metrics-saturation-v1", compute, ids, progress)
+
+def _metrics_of(media: str, path: Path) -> dict:
+    try:
+        return audio_metrics(path) if media == "audio" else image_metrics(path)
+    except (ValueError, OSError) as exc:  # unreadable or missing media is counted, not fatal
+        return {"error": str(exc).splitlines()[0][:200] or type(exc).__name__}
+
+
+def _saturation_of(media: str, path: Path) -> float:
+    try:
+        if media == "audio":
+            return float(np.mean(np.abs(_mono_16k(path)) >= 0.999))
+        image = _image(path)
+        return float(np.mean(np.all(image >= 253, axis=-1) | np.all(image <= 2, axis=-1)))
+    except (ValueError, OSError):
+        return float("nan")
+
+
+def one_pass_kinds(media: str) -> dict[str, Callable[[str, Path], object]]:
+    """The feature kinds computed together for an object the gate has not seen (see the module docstring)."""
+    if media == "audio":
+        return {f"embedding-audio-v{EMBEDDING_VERSION}": lambda m, p: audio_embedding(p),
+                "audioprint-v1": lambda m, p: audio_fingerprint(p),
+                f"metrics-v{METRICS_VERSION}": _metrics_of, "metrics-saturation-v1": _saturation_of}
+    return {f"embedding-image-v{EMBEDDING_VERSION}": lambda m, p: image_embedding(p),
+            f"thumb{THUMBNAIL_SIDE}-v1": lambda m, p: pixel_thumbnail(p),
+            f"metrics-v{METRICS_VERSION}": _metrics_of, "metrics-saturation-v1": _saturation_of}
 
 
 # -- baseline features (curate.baseline chooses among these; the embeddings above stay as they are) ---------------

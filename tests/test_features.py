@@ -42,3 +42,27 @@ def test_features_do_not_import_librosa():
             "print('librosa' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_gates_features_come_from_one_decode_per_object(tmp_path, monkeypatch):
+    """Embeddings first: metrics, thumbnails and saturation of the same objects are then already cached, and every
+    image was decoded once in colour and once in grey (not once per feature)."""
+    import curate.features as features
+    from curate.importer import import_folder
+
+    version = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "ocr").version
+    decodes = []
+    monkeypatch.setattr(features, "read_image", lambda path, mode: decodes.append((path, mode)) or read(path, mode))
+    from curate.media import read_image as read
+
+    _, matrix = features.embeddings(version)
+    objects = version.manifest["object"].nunique()
+    assert len(decodes) == 2 * objects and len(set(decodes)) == 2 * objects
+    table = features.metrics(version)
+    features.pixel_thumbnails(version)
+    saturation = features.saturation(version)
+    assert len(decodes) == 2 * objects                      # nothing decoded again
+    assert table.loc[version.manifest["id"], "width"].notna().all() and len(saturation) == len(version.manifest)
+    fresh = features.image_metrics(version.dataset.object_path(version.manifest["object"].iloc[0],
+                                                               version.manifest["ext"].iloc[0]))
+    assert table.loc[version.manifest["id"].iloc[0]].to_dict() == pytest.approx(fresh)   # the same numbers
