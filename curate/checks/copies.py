@@ -111,13 +111,16 @@ def derived_copies(view, query: list[str], reference: list[str], scale_from=None
     memo = view.__dict__.setdefault("_similarity_memo", {})
     if key in memo:
         return memo[key]
+    from curate.compute import one_blas_thread
+
     kind = media_kind(view)
-    if kind is None or not query or not reference or (other_label and kind != "image"):
-        result = DerivedCopies(kind)
-    elif kind == "image":
-        result = _image_copies(view, query, reference, scale_from, other_label)
-    else:
-        result = _audio_copies(view, query, reference)
+    with one_blas_thread():  # thousands of small per-item products (pose search, waveform correlation)
+        if kind is None or not query or not reference or (other_label and kind != "image"):
+            result = DerivedCopies(kind)
+        elif kind == "image":
+            result = _image_copies(view, query, reference, scale_from, other_label)
+        else:
+            result = _audio_copies(view, query, reference)
     memo[key] = result
     return result
 
@@ -270,8 +273,11 @@ def _sharp_distance(image: np.ndarray, target: np.ndarray, pose) -> float:
     matrix[1, 2] += pose[1]
     moved = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)[m:h - m, m:w - m].ravel()
-    moved = moved - moved.mean()   # the centred unit vector of _centred_unit, inline: this runs ~10^5 times
-    norm = max(float(np.sqrt(moved @ moved)), 1e-6)
+    # the centred unit vector of _centred_unit, inline (this runs ~10^5 times); target is centred, so
+    # <moved - mean, target> = <moved, target> and |moved - mean|^2 = |moved|^2 - n mean^2
+    total = float(moved.sum())
+    energy = float(moved @ moved) - total * total / moved.size
+    norm = max(math.sqrt(max(energy, 0.0)), 1e-6)
     return math.sqrt(max(2.0 - 2.0 * float(moved @ target) / norm, 0.0))
 
 
