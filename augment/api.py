@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from curate.exceptions import BadInput
 
 _RUN_OPTIONS = ("seed", "output", "workers", "executor", "ray_address", "force", "dry_run", "progress", "set",
-                "command")
+                "command", "on_plan")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ def run(recipe: str | os.PathLike, *, seed: Optional[int] = None, output: Option
         workers: Optional[int] = None, executor: Any = None, ray_address: Optional[str] = None,
         force: bool = False, dry_run: bool = False,
         set: Optional[Mapping[str, Any] | Sequence[str]] = None,  # noqa: A002 - the documented keyword
-        progress: Optional[Callable] = None, command: Optional[str] = None, **fields: Any) -> RunOutcome:
+        progress: Optional[Callable] = None, command: Optional[str] = None,
+        on_plan: Optional[Callable[[Any], Any]] = None, **fields: Any) -> RunOutcome:
     """Run the recipe at `recipe` (a YAML path) through the spine and return what happened.
 
     Keyword `fields` override top-level recipe fields (`budget=20`, `per_source=2`, `target={"tags": [...]}`);
@@ -121,8 +122,9 @@ def run(recipe: str | os.PathLike, *, seed: Optional[int] = None, output: Option
     `output` the dataset written to. `workers` (processes of the local pool), `executor` ('local', 'ray' or an
     executor object) and `ray_address` choose where items are made; `force` commits past a failing gate (recorded
     as forced); `dry_run` plans and writes nothing. `progress`, when
-    given, wraps long iterables (as the CLI's progress bar does); `command` is what version.json records as the
-    command (default: this call, e.g. "augment.run('r.yaml', budget=6)")."""
+    given, wraps long iterables (as the CLI's progress bar does); `on_plan(plan)`, when given, is called as soon as
+    the plan is made, before the long work; `command` is what version.json records as the command (default: this
+    call, e.g. "augment.run('r.yaml', budget=6)")."""
     from augment.recipe import load_recipe
     from augment.run import run_recipe
 
@@ -136,7 +138,7 @@ def run(recipe: str | os.PathLike, *, seed: Optional[int] = None, output: Option
                                       "force": force, "dry_run": dry_run, "workers": workers,
                                       "set": set or None, **fields})
     result = run_recipe(loaded, output=os.fspath(output) if output is not None else None, executor=engine,
-                        dry_run=dry_run, force=force, progress=progress, command=command)
+                        dry_run=dry_run, force=force, progress=progress, command=command, on_plan=on_plan)
     return outcome_of(result)
 
 

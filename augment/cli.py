@@ -60,7 +60,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     from augment.api import run as run_api   # the CLI is a thin layer over augment.run(...)
     from augment.run.execute import make_executor
     from curate.cli_checks import print_gate
-    from curate.console import EXIT_FAILED, progress
+    from curate.console import EXIT_FAILED, interactive, progress
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
@@ -70,32 +70,29 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         from curate.tracking import require_mlflow
 
         require_mlflow(mlflow_uri)  # fail before the work if MLflow is missing
-    if sweep is not None:
-        try:
-            version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console, max_clean_cost,
-                                 overrides)
-        except typer.Exit:
-            _emit_sweep(as_json, None)
-            raise
-        _log(mlflow, version, mlflow_uri, console)
-        _emit_sweep(as_json, version)
-        return
-    result = run_api(recipe, seed=seed, output=out, executor=engine, dry_run=dry_run, force=force,
-                     set=overrides or None, progress=progress,
-                     command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else
-                     shlex.join(["augment", "run", str(recipe)]))
-    plan = result.plan
-    for tag, row in plan.per_tag.items():
-        console.print(f"plan {tag}: {row.sources} source(s) x {row.per_source} (budget {row.budget or 'unlimited'}) "
-                      f"-> {row.planned} new item(s)", markup=False)
-    if plan.existing:
-        console.print(f"{plan.existing} planned item(s) already in the dataset (same pipeline, seed, source, label "
-                      "and tags) or rejected by a review: not made again", markup=False)
-    if plan.previous:
-        action = "kept beside the new ones (previous: keep)" if plan.keep_previous else \
-            "replaced (previous: replace)"
-        console.print(f"{len(plan.previous)} item(s) this recipe made before that the plan no longer makes (edited "
-                      f"pipeline, seed, labels, budget or sources): {action}", markup=False)
+    with Heartbeat(console, enabled=not interactive()) as beat:
+        tracker = beat if beat.enabled else progress
+
+        def on_plan(plan) -> None:
+            print_plan(plan, console)
+            beat.start()   # the plan line first, then the clock
+
+        if sweep is not None:
+            beat.start()
+            try:
+                version = _run_sweep(recipe, sweep, pick, out, engine, seed, dry_run, force, console, max_clean_cost,
+                                     overrides, tracker)
+            except typer.Exit:
+                _emit_sweep(as_json, None)
+                raise
+            _log(mlflow, version, mlflow_uri, console)
+            _emit_sweep(as_json, version)
+            return
+        result = run_api(recipe, seed=seed, output=out, executor=engine, dry_run=dry_run, force=force,
+                         set=overrides or None, progress=tracker, on_plan=on_plan,
+                         command=shlex.join(["augment", "run", *sys.argv[2:]]) if len(sys.argv) > 1 else
+                         shlex.join(["augment", "run", str(recipe)]))
+    print_executor(engine, console)
     if result.status == "dry-run":
         console.print(f"dry run: {len(result.plan.tasks)} item(s) would be generated; nothing written")
         _emit(as_json, result)
@@ -131,6 +128,132 @@ def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
     _log(mlflow, version, mlflow_uri, console)
     console.print(f"report: {version.path / 'report.html'}", markup=False)
     _emit(as_json, result)
+
+
+def print_plan(plan, console) -> None:
+    """The plan lines, printed as soon as the plan is made (before the long work)."""
+    for tag, row in plan.per_tag.items():
+        console.print(f"plan {tag}: {row.sources} source(s) x {row.per_source} (budget {row.budget or 'unlimited'}) "
+                      f"-> {row.planned} new item(s)", markup=False)
+    if plan.existing:
+        console.print(f"{plan.existing} planned item(s) already in the dataset (same pipeline, seed, source, label "
+                      "and tags) or rejected by a review: not made again", markup=False)
+    if plan.previous:
+        action = "kept beside the new ones (previous: keep)" if plan.keep_previous else \
+            "replaced (previous: replace)"
+        console.print(f"{len(plan.previous)} item(s) this recipe made before that the plan no longer makes (edited "
+                      f"pipeline, seed, labels, budget or sources): {action}", markup=False)
+
+
+def print_executor(engine, console) -> None:
+    """Where a Ray run made its items: how many nodes, and whether they shared the driver's storage."""
+    if getattr(engine, "name", None) != "ray" or getattr(engine, "shared", None) is None:
+        return
+    how = ("shared storage (the workers read the sources and wrote the objects in place)" if engine.shared else
+           "no shared storage (the driver shipped the sources and file assets through Ray's object store and stored "
+           "the results)")
+    console.print(f"ray: {len(engine.nodes)} node(s), {how}", markup=False)
+
+
+PROGRESS_ENV = "RUBBERSHEET_PROGRESS_S"
+
+
+class Heartbeat:
+    """Progress without a terminal (CI logs, files): a plain line at least every 30 s (RUBBERSHEET_PROGRESS_S)
+    from the plan line on while the run works, e.g. `progress: augment speech: 1200/50000 items, 41.0/s, about 19
+    min left (30 s elapsed)`, and a closing line for a step that printed any. Quiet for work shorter than the
+    interval. It is the `progress` callable of the spine; `start()` starts the clock, leaving the context stops it."""
+
+    def __init__(self, console, interval: float | None = None, enabled: bool = True):
+        import os
+        import threading
+
+        from curate.exceptions import BadInput
+
+        text = os.environ.get(PROGRESS_ENV, "30") if interval is None else str(interval)
+        try:
+            self.interval = float(text)
+        except ValueError:
+            raise BadInput(f"{PROGRESS_ENV}={text!r}: expected a number of seconds") from None
+        if not self.interval > 0:
+            raise BadInput(f"{PROGRESS_ENV}={text!r}: expected a number of seconds above 0")
+        self.console, self.enabled = console, enabled
+        self.step: list | None = None        # [description, done, total, started, lines printed]
+        self.last = "starting"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, name="augment-progress", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        return self
+
+    def start(self) -> None:
+        """Start the clock (once; nothing happens when disabled, e.g. on a terminal, where Rich draws a bar)."""
+        import time
+
+        if self.enabled and not self._thread.is_alive() and not self._stop.is_set():
+            self.started = time.monotonic()
+            self._thread.start()
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def __call__(self, items, description: str, total: int | None = None):
+        from collections.abc import Sized
+
+        total = total if total is not None else (len(items) if isinstance(items, Sized) else None)
+        return self._track(items, description, total)
+
+    def _track(self, items, description, total):
+        import time
+
+        step = [description, 0, total, time.monotonic(), 0]
+        with self._lock:
+            self.step = step
+        try:
+            for item in items:
+                yield item
+                step[1] += 1
+        finally:
+            with self._lock:
+                if step[4]:
+                    self._say(f"{description}: {step[1]}{'/' + str(total) if total else ''} done in "
+                              f"{_duration(time.monotonic() - step[3])}")
+                self.last = f"{description} ({step[1]}{'/' + str(total) if total else ''})"
+                if self.step is step:
+                    self.step = None
+
+    def _beat(self) -> None:
+        import time
+
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                elapsed = _duration(time.monotonic() - self.started)
+                step = self.step
+                if step is None:
+                    self._say(f"working, {elapsed} elapsed (last step: {self.last})")
+                    continue
+                description, done, total, started, _ = step
+                rate = done / max(time.monotonic() - started, 1e-9)
+                left = f", about {_duration((total - done) / rate)} left" if total and rate > 0 else ""
+                self._say(f"{description}: {done}{'/' + str(total) if total else ''} items, {rate:.1f}/s{left} "
+                          f"({elapsed} elapsed)")
+                step[4] += 1
+
+    def _say(self, text: str) -> None:
+        self.console.print(f"progress: {text}", markup=False)
+        self.console.file.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def _emit(enabled: bool, result) -> None:
@@ -180,15 +303,17 @@ def _log(enabled: bool, version, uri: str, console) -> None:
 
 
 def _run_sweep(recipe, sweep, pick, out, executor, seed, dry_run, force, console, max_clean_cost,
-               overrides=None) -> None:
+               overrides=None, progress=None) -> None:
+    from augment.run import connected
     from augment.sweep import run_sweep
-    from curate.console import EXIT_FAILED, progress
+    from curate.console import EXIT_FAILED
     from curate.exceptions import BadInput
 
     if dry_run or force:
         raise BadInput("--sweep cannot be combined with --dry-run or --force")
-    result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress, max_clean_cost=max_clean_cost,
-                               overrides=overrides)
+    with connected(executor):   # a cluster that cannot be reached fails before anything is written
+        result, record = run_sweep(recipe, sweep, pick, out, executor, seed, progress,
+                                   max_clean_cost=max_clean_cost, overrides=overrides)
     if result.status == "up-to-date" and record["picked"] is None:
         console.print(f"sweep of {record['field']}: every candidate is already in the dataset; nothing written",
                       markup=False)

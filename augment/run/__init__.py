@@ -4,13 +4,15 @@
 the same stages (augment.sweep).
 
 The source is the version the recipe reads (`dataset:`), whatever `output:` is; the lineage parent is the output
-dataset's latest version. A media folder named as `dataset:` is imported on first use, after the plan is made.
+dataset's latest version. A media folder named as `dataset:` is imported on first use, after the plan is made and
+after the executor has joined its cluster (so a cluster that cannot be reached leaves nothing written).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from augment.run.plan import Plan, make_plan
 from curate.checks import GateResult
@@ -161,9 +163,26 @@ def build(loaded, plan: Plan, dataset, source: Source, executor, progress: Calla
     return candidate, gate, evaluation
 
 
+@contextlib.contextmanager
+def connected(executor) -> Iterator[Any]:
+    """Join the executor's cluster, when it has one (Ray), before anything is written: a cluster that cannot be
+    reached or refuses this process fails the run in one line while the dataset is as it was. Leaves it at the end."""
+    connect, close = getattr(executor, "connect", None), getattr(executor, "close", None)
+    if callable(connect):
+        connect()
+    try:
+        yield executor
+    finally:
+        if callable(close):
+            close()
+
+
 def run_recipe(loaded, *, output: str | None = None, workers: int | None = None, dry_run: bool = False,
                force: bool = False, executor=None, progress: Callable | None = None,
-               command: str | None = None) -> RunResult:
+               command: str | None = None, on_plan: Callable[[Plan], Any] | None = None) -> RunResult:
+    """Plan, then (unless a dry run, or up to date) join the executor's cluster, import a media folder on first
+    use, execute, gate and commit or reject. `on_plan(plan)` is called as soon as the plan is made (the CLI prints
+    its plan line then, before the long work)."""
     from augment.run.commit import write
     from augment.run.execute import LocalExecutor
 
@@ -172,19 +191,21 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
     gate_config(loaded)  # a bad curation setting is refused before anything is made
     source = open_source(loaded.recipe, output)
     plan = make_plan(loaded, source.start)
+    if on_plan is not None:
+        on_plan(plan)
     if dry_run:
         return RunResult("dry-run", plan)
     if plan.up_to_date:
         if source.folder is None:
             source.view.dataset.try_recover()
         return RunResult("up-to-date", plan, version=source.view if source.folder is None else None)
-    evaluator = evaluator_for(loaded, source, progress)
-    dataset, source = materialise(source)
-    with dataset.lock():
-        candidate, gate, evaluation = build(loaded, plan, dataset, source, executor or LocalExecutor(workers),
-                                            progress, evaluator)
-        outcome = write(loaded, dataset, candidate, source.view, plan, gate, evaluation, force=force,
-                        command=command, logs=evaluator.logs if evaluator else None)
+    with connected(executor or LocalExecutor(workers)) as engine:
+        evaluator = evaluator_for(loaded, source, progress)
+        dataset, source = materialise(source)
+        with dataset.lock():
+            candidate, gate, evaluation = build(loaded, plan, dataset, source, engine, progress, evaluator)
+            outcome = write(loaded, dataset, candidate, source.view, plan, gate, evaluation, force=force,
+                            command=command, logs=evaluator.logs if evaluator else None)
     if outcome.status == "rejected":
         return RunResult("rejected", plan, gate, rejected_dir=outcome.rejected_dir, evaluation=evaluation)
     return RunResult("committed" if outcome.status == "committed" else "up-to-date", plan, gate,

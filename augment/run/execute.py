@@ -2,11 +2,12 @@
 (item id, object hash, extension, transform record); workers write the content-addressed objects themselves.
 
 Local: this process (workers=1) or a process pool with a bounded window of chunks in flight, so results stream out
-in plan order and memory stays flat. Ray: the driver plans exactly as for the local pool (same per-item seeds),
-ships chunks of tasks to Ray tasks and gathers their results in order. Workers write media straight into the
-dataset's object store when every node sees the dataset's filesystem (a probe file written by the driver tells);
-otherwise they send the bytes back and the driver stores them. A worker that dies mid-task is retried by Ray;
-per-item seeds make the retry identical.
+in plan order and memory stays flat. Ray (augment.run.cluster): the driver plans exactly as for the local pool
+(same per-item seeds) and ships chunks of tasks that carry everything they need; see that module.
+
+What a task names is canonical before it leaves the driver: sources by their object in the output dataset (an
+absolute path), file assets (noise beds) by augment.run.assets' references, which are also what the transform
+records say, so a record never depends on how the recipe spelled a path or where a worker read the file.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import uuid
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from augment.run.assets import collect, record_names, rename
 from augment.run.plan import Plan, Task
 from curate.exceptions import BadInput
 
@@ -30,12 +31,28 @@ CHUNK = 16
 Result = tuple[str, str, str, list[dict]]
 
 _PIPELINES: dict[str, Any] = {}
+_NAMES: dict[str, str] = {}   # file path a transform of this process records -> its canonical reference
 
 
-def init_worker(pipelines: dict[str, Any]) -> None:
-    """Give this process the pipelines (once per worker process)."""
+class Pipelines(dict):
+    """The run's pipelines by target tag, with what travels with them: their specs as written (`specs`), the file
+    assets they read (`assets`, augment.run.assets) and the canonical names of those files as this process's
+    pipelines record them (`names`)."""
+
+    def __init__(self, pipelines: dict[str, Any]):
+        super().__init__(pipelines)
+        self.specs = {tag: p.to_dict() for tag, p in pipelines.items()}
+        self.assets = collect(self.specs)
+        self.names = record_names(self.assets, lambda asset: asset.written)
+
+
+def init_worker(pipelines: dict[str, Any], names: dict[str, str] | None = None) -> None:
+    """Give this process the pipelines (once per worker process), and the canonical names of the files they
+    read (default: those a `Pipelines` carries)."""
     _PIPELINES.clear()
     _PIPELINES.update(pipelines)
+    _NAMES.clear()
+    _NAMES.update(names if names is not None else getattr(pipelines, "names", {}))
 
 
 class ItemFailed(Exception):
@@ -80,7 +97,7 @@ def _produce(task: Task) -> tuple[str, bytes, str, list[dict]]:
         Image.fromarray(out).save(buffer, format="PNG")
     data = buffer.getvalue()
     _decodes(data, task.media)
-    return task.item_id, data, ext, record
+    return task.item_id, data, ext, rename(record, _NAMES)
 
 
 def _decodes(data: bytes, media: str) -> None:
@@ -140,96 +157,13 @@ class LocalExecutor:
                 yield from done
 
 
-_RAY_STATE: dict[str, Any] = {}
+def __getattr__(name: str):
+    """`RayExecutor` and `import_ray` live in augment.run.cluster (still importable from here)."""
+    if name in ("RayExecutor", "import_ray"):
+        from augment.run import cluster
 
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise BadInput("--executor ray needs Ray: pip install 'rubbersheet[ray]'") from None
-    return ray
-
-
-def _ray_chunk(pipelines, token: str, tasks, write: bool):
-    """Runs on a Ray worker: the pipelines are set once per worker process and run (`token` names the run; an
-    object id could be reused by the next run on a long-lived cluster)."""
-    if _RAY_STATE.get("run") != token:
-        init_worker(pipelines)
-        _RAY_STATE["run"] = token
-    out = []
-    for task in tasks:
-        item_id, data, ext, record = produce(task)
-        out.append((item_id, store_result(task, data, ext) if write else data, ext, record))
-    return out
-
-
-def _sees(path: str) -> bool:
-    try:
-        return Path(path).read_text() == Path(path).name
-    except OSError:
-        return False
-
-
-def _probe_shared(ray, store: str) -> bool:
-    """True when Ray workers see the dataset directory the driver sees (a probe file round trip)."""
-    marker = Path(store) / "objects" / f".probe-{uuid.uuid4().hex}"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(marker.name)
-    try:
-        return bool(ray.get(ray.remote(_sees).remote(str(marker))))
-    finally:
-        marker.unlink(missing_ok=True)
-
-
-class RayExecutor:
-    name = "ray"
-
-    def __init__(self, address: str | None = None):
-        self.address = address
-        self.shared: bool | None = None
-
-    def map(self, pipelines: dict[str, Any], tasks: list[Task]) -> Iterator[Result]:
-        import logging
-
-        ray = import_ray()
-        started = False
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR, configure_logging=False)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise BadInput(f"--ray-address: cannot connect to a Ray cluster at {self.address!r} ({exc})") from None
-            started = True
-        pending: deque = deque()
-        try:
-            store = tasks[0].store if tasks else ""
-            self.shared = _probe_shared(ray, store) if tasks else True
-            run_chunk = ray.remote(max_retries=3)(_ray_chunk)
-            pipelines_ref, token = ray.put(pipelines), uuid.uuid4().hex
-            waiting = chunks(tasks)
-            window = max(2, 2 * int(ray.available_resources().get("CPU", 1)))
-            pending.extend(run_chunk.remote(pipelines_ref, token, c, self.shared)
-                           for c in itertools.islice(waiting, window))
-            while pending:
-                try:
-                    done = ray.get(pending.popleft())
-                except ray.exceptions.RayTaskError as exc:
-                    cause = getattr(exc, "cause", None)
-                    raise cause if cause is not None else exc
-                pending.extend(run_chunk.remote(pipelines_ref, token, c, self.shared)
-                               for c in itertools.islice(waiting, 1))
-                for item_id, payload, ext, record in done:
-                    if not self.shared:  # the workers could not see the store: the driver writes the bytes
-                        from curate.store import put_object
-
-                        payload = put_object(store, payload, ext)
-                    yield item_id, payload, ext, record
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            if started:
-                ray.shutdown()
+        return getattr(cluster, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_executor(name: str, workers: int | None = None, address: str | None = None):
@@ -238,6 +172,8 @@ def make_executor(name: str, workers: int | None = None, address: str | None = N
             raise BadInput("--ray-address goes with --executor ray")
         return LocalExecutor(workers)
     if name == "ray":
+        from augment.run.cluster import RayExecutor, import_ray
+
         import_ray()
         return RayExecutor(address or os.environ.get("RAY_ADDRESS"))
     raise BadInput(f"--executor: {name!r} is not one of local, ray")
@@ -248,10 +184,10 @@ def execute(plan: Plan, loaded, source, dataset, executor, progress: Callable | 
     tags and the transform record). A failing item stops the workers and fails the run with its id."""
     recipe = loaded.recipe
     dataset.bring_objects(source)
-    work = [replace(t, store=str(dataset.path)) for t in plan.tasks]
-    tasks = {t.item_id: t for t in work}
     by_id = {r["id"]: r for r in source.manifest.to_dict("records")}
-    stream = executor.map(loaded.pipelines, work)
+    work = [canonical_task(t, dataset, by_id[t.source_id]) for t in plan.tasks]
+    tasks = {t.item_id: t for t in work}
+    stream = executor.map(Pipelines(loaded.pipelines), work)
     results: Iterable = progress(stream, f"augment {recipe.name}", total=len(work)) if progress else stream
     rows = []
     try:
@@ -266,4 +202,14 @@ def execute(plan: Plan, loaded, source, dataset, executor, progress: Callable | 
         stored = f"; `curate gc {dataset.path}` removes the {len(rows)} object(s) it stored" if rows else ""
         raise BadInput(f"item {failure.item_id!r} (source {failure.source_id!r}) failed: {failure.message}; "
                        f"no version written{stored}") from None
+    if getattr(executor, "shared", None):  # a worker killed mid-write (and retried) may have left a temporary
+        dataset.sweep_temporaries()
     return rows
+
+
+def canonical_task(task: Task, dataset, row: dict[str, Any]) -> Task:
+    """The task as it travels: the store as an absolute path, the source as its object in that store (the run
+    copied the source's objects there) or, when the store lacks it, the absolute path the plan found."""
+    stored = Path(dataset.object_path(row["object"], row["ext"])).absolute()
+    path = stored if stored.is_file() else Path(os.path.abspath(task.path))
+    return replace(task, store=os.path.abspath(dataset.path), path=str(path))

@@ -114,7 +114,7 @@ def files_digest(spec: Any) -> str:
     means its files): a bed edited in place makes new items, as an edited parameter does."""
     from pathlib import Path
 
-    from curate.media import sha256_file
+    from augment.run.assets import sha256_of
 
     names: list[str] = []
 
@@ -136,7 +136,7 @@ def files_digest(spec: Any) -> str:
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            digest.update(f"{file.relative_to(path) if path.is_dir() else path.name}:{sha256_file(file)};".encode())
+            digest.update(f"{file.relative_to(path) if path.is_dir() else path.name}:{sha256_of(file)};".encode())
     return digest.hexdigest()
 
 
@@ -159,7 +159,10 @@ def new_label_and_tags(recipe, rule, tag: str, source_label: str, source_tags) -
 
 
 def make_plan(loaded, source) -> Plan:
-    """The Plan for a loaded recipe on `source` (a DatasetView: the version, or media folder, the recipe reads)."""
+    """The Plan for a loaded recipe on `source` (a DatasetView: the version, or media folder, the recipe reads).
+    The content key names file assets by their canonical reference (augment.run.assets), not as spelled."""
+    from augment.run.assets import canonical_spec, collect
+
     recipe = loaded.recipe
     manifest = source.manifest
     existing_ids = set(manifest["id"]) | reviewed_out(source)
@@ -186,7 +189,7 @@ def make_plan(loaded, source) -> Plan:
             raise BadInput(f"{loaded.path}: the pipeline for {tag} takes {wanted_media}, "
                            f"but its sources are {', '.join(kinds)}")
         pipeline = compose.to_dict()
-        spec = json.dumps([pipeline, files_digest(pipeline)], sort_keys=True)
+        spec = json.dumps([canonical_spec(pipeline, collect({tag: pipeline})), files_digest(pipeline)], sort_keys=True)
         pairs = [(row, copy) for row in sources.itertuples(index=False) for copy in range(recipe.per_source)]
         if budget is not None and len(pairs) > budget:
             pairs = _stratified_subset(pairs, budget, recipe.seed, tag)
