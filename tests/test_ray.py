@@ -238,9 +238,9 @@ def candidate(recipe: Path, out: Path, executor, rows_out: list | None = None) -
     finally:
         os.chdir(cwd)
     if rows_out is not None:
-        rows_out.extend(rows)
+        rows_out.extend(rows.to_dict("records"))
     view = MemoryView(dataset, candidate_manifest(source.start.manifest, plan, rows), name="candidate")
-    return fingerprint(view.manifest), {r["object"] for r in rows}
+    return fingerprint(view.manifest), set(rows["object"])
 
 
 @pytest.fixture(scope="module")

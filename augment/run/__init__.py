@@ -158,7 +158,7 @@ def build(loaded, plan: Plan, dataset, source: Source, executor, progress: Calla
     try:
         gate, evaluation = judge(loaded, candidate, source.view, progress, evaluator)
     except BadInput:
-        discard(dataset, [(r["object"], r["ext"]) for r in rows])
+        discard(dataset, list(zip(rows["object"], rows["ext"])))
         raise
     return candidate, gate, evaluation
 

@@ -225,12 +225,12 @@ def reviewed_out(view) -> set[str]:
     return out
 
 
-def candidate_manifest(source_manifest, plan: Plan, rows: list[dict[str, Any]]):
-    """The source's rows, less the earlier items the plan replaces, plus the new rows."""
+def candidate_manifest(source_manifest, plan: Plan, rows):
+    """The source's rows, less the earlier items the plan replaces, plus the new rows (a DataFrame)."""
     import pandas as pd
 
     kept = source_manifest[~source_manifest["id"].isin(set(plan.dropped))]
-    return pd.concat([kept, pd.DataFrame(rows, columns=source_manifest.columns)], ignore_index=True)
+    return pd.concat([kept, rows[list(source_manifest.columns)]], ignore_index=True)
 
 
 def _stratified_subset(pairs: list, budget: int, seed: int, tag: str) -> list:
