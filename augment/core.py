@@ -8,7 +8,7 @@ dict is the only link between the two, so a transform object holds no per-call s
 and reproducible from (input, seed) alone.
 
     out = t(x, sample_rate=16000, seed=7)
-    out, record = t.apply(x, sample_rate=16000, rng=np.random.default_rng(7))
+    out, record = t.apply(x, sample_rate=16000, rng=np.random.default_rng(7))   # the same as seed=7
 
 Nesting. Only the outermost pipeline takes a `seed`: nested transforms draw from its Generator (a nested seed would
 give every item the same draws, so a container refuses a child that has one). `on_clip` (audio) is honoured at every
@@ -19,10 +19,13 @@ or the outermost pipeline says otherwise.
 """
 from __future__ import annotations
 
+import bisect
 import inspect
+import threading
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
+from numpy.random.bit_generator import ISpawnableSeedSequence
 
 from augment.inputs import apply_clip_policy, check_input
 from augment.params import (ON_CLIP, REQUIRED, Param, ParameterError,  # noqa: F401  (re-exported for transforms)
@@ -39,6 +42,12 @@ class Context(dict):
     @property
     def sample_rate(self) -> int | None:
         return self.get("sample_rate")
+
+    @property
+    def records(self) -> bool:
+        """Whether the caller keeps the record (apply does; a plain call, t(x, seed=...), does not): when false,
+        steps build no record entries and wrapped libraries' draws are not summarised."""
+        return self.get("_records", True)
 
     def power(self, x: np.ndarray) -> float:
         """Mean square of `x`; for the pipeline's unmodified input it reuses the value the input check computed."""
@@ -111,27 +120,55 @@ class Transform:
 
     # -- running ----------------------------------------------------------------------------------------------
     def run(self, data: np.ndarray, rng: np.random.Generator, context: Context) -> tuple[np.ndarray, list[dict]]:
-        """One step inside a pipeline: sample, apply, and the record entries. Containers override this."""
+        """One step inside a pipeline: sample, apply, and the record entries (none when the caller keeps no record:
+        see Context.records). Containers override this."""
         params = self.sample(rng, data, context)
         skipped = params.pop("_skip", None)
         if skipped:
-            return data, [record_entry(self.record_name, params, False, skipped)]
-        out = self.apply_params(data, params, context)
-        # apply_params may add what it observed to params (a wrapped library's draws), or decide not to apply
-        skipped = params.pop("_skip", None)
-        return out, [record_entry(self.record_name, params, skipped is None, skipped)]
+            out, applied = data, False
+        else:
+            out = self.apply_params(data, params, context)
+            # apply_params may add what it observed to params (a wrapped library's draws), or decide not to apply
+            skipped = params.pop("_skip", None)
+            applied = skipped is None
+        if not context.get("_records", True):
+            return out, []
+        return out, [record_entry(self.record_name, params, applied, skipped)]
 
     def apply(self, data: np.ndarray, *, sample_rate: int | None = None, rng: np.random.Generator | None = None,
               context: dict | None = None) -> tuple[np.ndarray, list[dict]]:
         """Run the whole pipeline once; return (output, record). `rng` defaults to one seeded with `self.seed`.
         `context` (a dict) passes facts in (e.g. item_id) and receives side outputs (e.g. defect masks)."""
         if rng is None:
-            rng = np.random.default_rng(self.seed)
-        elif not isinstance(rng, np.random.Generator):
+            return self._apply_seeded(data, sample_rate, self.seed, context)
+        if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-        ctx = Context(context or {})
-        media = self.pipeline_media()
-        data, kind, input_power = check_input(data, media, sample_rate)
+        return self._apply(data, sample_rate, rng, context)
+
+    def __call__(self, data: np.ndarray, *, sample_rate: int | None = None, seed: int | None = None,
+                 context: dict | None = None) -> np.ndarray:
+        seed = check_seed(seed) if seed is not None else self.seed
+        # the output alone: the same bytes as apply(...)[0], without building the record nobody will read
+        return self._apply_seeded(data, sample_rate, seed, context, records=False)[0]
+
+    def _apply_seeded(self, data, sample_rate, seed: int | None, context,
+                      records: bool = True) -> tuple[np.ndarray, list[dict]]:
+        """apply() with np.random.default_rng(seed)'s stream, from a Generator of this thread's pool (re-seeding one
+        costs a fraction of building one; it goes back to the pool when the call is over)."""
+        if seed is None:
+            return self._apply(data, sample_rate, np.random.default_rng(), context, records)
+        rng = borrow_generator(seed)
+        try:
+            return self._apply(data, sample_rate, rng, context, records)
+        finally:
+            return_generator(rng)
+
+    def _apply(self, data, sample_rate, rng: np.random.Generator, context,
+               records: bool = True) -> tuple[np.ndarray, list[dict]]:
+        ctx = Context(context) if context else Context()
+        if not records:
+            ctx["_records"] = False
+        data, kind, input_power = check_input(data, self.pipeline_media(), sample_rate)
         ctx["_kind"] = kind
         if sample_rate is not None:
             ctx["sample_rate"] = int(sample_rate)
@@ -148,11 +185,6 @@ class Transform:
         if context is not None:  # side outputs (e.g. defect masks) reach the caller's dict
             context.update({k: v for k, v in ctx.items() if not k.startswith("_")})
         return out, record
-
-    def __call__(self, data: np.ndarray, *, sample_rate: int | None = None, seed: int | None = None,
-                 context: dict | None = None) -> np.ndarray:
-        seed = check_seed(seed) if seed is not None else self.seed
-        return self.apply(data, sample_rate=sample_rate, rng=np.random.default_rng(seed), context=context)[0]
 
     def pipeline_media(self) -> str:
         return self.media
@@ -392,23 +424,172 @@ def as_transform(value: Transform | dict, where: str) -> Transform:
 
 
 # -- records and parameter checks -------------------------------------------------------------------------------
+class Recorded:
+    """A params value already in its JSON-safe record form (e.g. a wrapped library's summarised draws): the record
+    takes `value` as it is instead of walking it again."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 def record_entry(name: str, params: dict[str, Any], applied: bool, reason: str | None = None) -> dict[str, Any]:
     """One record line. Params whose key starts with '_' are working data (e.g. a noise segment), not recorded."""
-    recorded = {k: to_jsonable(v) for k, v in params.items() if not k.startswith("_")}
+    recorded = {}
+    for key, value in params.items():
+        if key.startswith("_"):
+            continue
+        kind = type(value)  # the common scalars are already JSON-safe (a finite float: value - value == 0)
+        if kind is str or kind is int or kind is bool or (kind is float and value - value == 0.0):
+            recorded[key] = value
+        else:
+            recorded[key] = value.value if kind is Recorded else to_jsonable(value)
     entry = {"transform": name, "params": recorded, "applied": applied}
     if reason:
         entry["reason"] = reason
     return entry
 
 
-def choose(rng: np.random.Generator, cumulative: np.ndarray) -> int:
-    """Index drawn with the probabilities behind `cumulative` (one uniform draw; much cheaper than rng.choice(p=))."""
-    return int(np.searchsorted(cumulative, rng.random(), side="right"))
+def choose(rng: np.random.Generator, cumulative: Sequence[float]) -> int:
+    """Index drawn with the probabilities behind `cumulative` (one uniform draw; much cheaper than rng.choice(p=)).
+    The same index as np.searchsorted(cumulative, u, side="right"); a list is searched fastest."""
+    return bisect.bisect_right(cumulative, rng.random())
 
 
 def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    """Draw from [low, high]; a fixed value still consumes one draw, so pipelines stay aligned across configs."""
-    return float(rng.uniform(bounds[0], bounds[1]))
+    """Draw from [low, high]; a fixed value still consumes one draw, so pipelines stay aligned across configs.
+    The same double as rng.uniform(low, high) (numpy computes low + (high - low) * next_double), without its
+    array-argument handling."""
+    low, high = bounds
+    return low + (high - low) * rng.random()
+
+
+_SEED_SPAN = 2**63 - 1  # draw_seed draws from [0, 2**63 - 1)
+_M64 = (1 << 64) - 1
+_SEED_THRESHOLD = (_M64 - (_SEED_SPAN - 1)) % _SEED_SPAN
+
+
+def draw_seed(rng: np.random.Generator) -> int:
+    """int(rng.integers(0, 2**63 - 1)): a seed for a nested random process (a noise signal, a wrapped library).
+    On a PCG64 Generator the same number is computed from the raw 64-bit draws (numpy's bounded draw for a
+    64-bit range is Lemire's multiply-and-reject on next_uint64, which random_raw returns for PCG64), without
+    integers()' argument handling; other bit generators go through integers()."""
+    bit_generator = rng.bit_generator
+    if type(bit_generator) is not np.random.PCG64:
+        return int(rng.integers(0, _SEED_SPAN))
+    product = bit_generator.random_raw() * _SEED_SPAN
+    if product & _M64 < _SEED_SPAN:  # possibly in the biased zone: numpy's rejection test, exactly
+        while product & _M64 < _SEED_THRESHOLD:
+            product = bit_generator.random_raw() * _SEED_SPAN
+    return product >> 64
+
+
+# -- per-call Generators ------------------------------------------------------------------------------------------
+# numpy.random.default_rng(seed) costs ~12-20 µs a call (several times that in a loop that streams audio or images
+# through the caches), most of it in SeedSequence.generate_state (an errstate wrapper, small arrays) and in the PCG64
+# object built around it rather than in the hash. Two cheaper routes to the very same state:
+#   reseed / borrow_generator: compute the state in Python integers from the SeedSequence's 128-bit pool
+#     (generate_state's hash, then PCG64's seeding) and set it on a Generator that is reused (a plain call
+#     t(x, seed=...) borrows one from its thread's pool for the length of the call);
+#   generator: a new Generator, PCG64 handed those words through a stand-in seed sequence.
+# tests/test_fast_paths.py compares both with default_rng.
+_M32 = 0xFFFFFFFF
+_STATE_HASH = (0x8B51F9DD,)  # SeedSequence.generate_state's running multiplier, INIT_B times MULT_B per word
+for _ in range(8):
+    _STATE_HASH += (_STATE_HASH[-1] * 0x58F38DED & _M32,)
+
+
+def _pcg64_seed_words(pool: np.ndarray) -> list[int]:
+    """SeedSequence.generate_state(4, np.uint64) of a seed sequence whose (4-word) pool is `pool`."""
+    a, b, c, d = pool.tolist()
+    h = _STATE_HASH
+    w0, w1, w2, w3 = (a ^ h[0]) * h[1] & _M32, (b ^ h[1]) * h[2] & _M32, (c ^ h[2]) * h[3] & _M32, \
+        (d ^ h[3]) * h[4] & _M32
+    w4, w5, w6, w7 = (a ^ h[4]) * h[5] & _M32, (b ^ h[5]) * h[6] & _M32, (c ^ h[6]) * h[7] & _M32, \
+        (d ^ h[7]) * h[8] & _M32
+    return [w0 ^ w0 >> 16 | (w1 ^ w1 >> 16) << 32, w2 ^ w2 >> 16 | (w3 ^ w3 >> 16) << 32,
+            w4 ^ w4 >> 16 | (w5 ^ w5 >> 16) << 32, w6 ^ w6 >> 16 | (w7 ^ w7 >> 16) << 32]
+
+
+class _SeedSequenceView(ISpawnableSeedSequence):
+    """A numpy SeedSequence that answers PCG64's one request (4 uint64 words) from Python integers; everything
+    else (spawn, entropy, pickling, other requests) is the wrapped SeedSequence's own."""
+
+    __slots__ = ("seed_seq",)
+
+    def __init__(self, seed_seq: np.random.SeedSequence):
+        self.seed_seq = seed_seq
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        if n_words == 4 and dtype is np.uint64 and len(self.seed_seq.pool) == 4:
+            return np.array(_pcg64_seed_words(self.seed_seq.pool), dtype=np.uint64)
+        return self.seed_seq.generate_state(n_words, dtype)
+
+    def spawn(self, n_children):
+        return self.seed_seq.spawn(n_children)
+
+    def __getattr__(self, name: str):
+        return getattr(self.seed_seq, name)
+
+    def __repr__(self) -> str:
+        return repr(self.seed_seq)
+
+    def __reduce__(self):
+        return self.seed_seq.__reduce__()
+
+
+_PCG64_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
+_M128 = (1 << 128) - 1
+
+
+def _pcg64_state(seed: Any) -> dict[str, Any]:
+    """PCG64(np.random.SeedSequence(seed)).state, computed from the seed sequence's pool (PCG64's seeding:
+    pcg_setseq_128_srandom_r with the four words generate_state(4, uint64) gives)."""
+    w0, w1, w2, w3 = _pcg64_seed_words(np.random.SeedSequence(seed).pool)
+    inc = ((w2 << 64 | w3) << 1 | 1) & _M128
+    state = ((inc + (w0 << 64 | w1)) * _PCG64_MULTIPLIER + inc) & _M128
+    return {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
+
+
+class _Pool(threading.local):
+    def __init__(self):
+        self.free: list[np.random.Generator] = []
+
+
+_POOL = _Pool()
+
+
+def reseed(rng: np.random.Generator, seed: Any) -> np.random.Generator:
+    """Put a PCG64 Generator in the state np.random.default_rng(seed) starts in (seed: an int >= 0 or anything else
+    SeedSequence takes), which costs a fraction of building a new one; returns it."""
+    rng.bit_generator.state = _pcg64_state(seed)
+    return rng
+
+
+def borrow_generator(seed: Any) -> np.random.Generator:
+    """A Generator in the state np.random.default_rng(seed) starts in, taken from this thread's pool and re-seeded.
+    For the length of one call: hand it back with return_generator once the call is over, and keep no reference to
+    it (it is re-seeded for the next call)."""
+    free = _POOL.free
+    return reseed(free.pop() if free else np.random.Generator(np.random.PCG64(0)), seed)
+
+
+def return_generator(rng: np.random.Generator) -> None:
+    _POOL.free.append(rng)
+
+
+def generator(entropy: Any) -> np.random.Generator:
+    """numpy.random.default_rng(entropy), the same Generator state bit for bit, built faster: `entropy` is what
+    default_rng takes (an int >= 0, a sequence of them or a SeedSequence; None: fresh entropy from the OS).
+    `rng.bit_generator.seed_seq` stands in for the SeedSequence (its entropy, spawn and pickling are the same)."""
+    if isinstance(entropy, np.random.SeedSequence):
+        seed_seq = entropy
+    elif entropy is None or isinstance(entropy, (np.random.BitGenerator, np.random.Generator)):
+        return np.random.default_rng(entropy)
+    else:
+        seed_seq = np.random.SeedSequence(entropy)
+    return np.random.Generator(np.random.PCG64(_SeedSequenceView(seed_seq)))
 
 
 def catalogue() -> list[dict[str, Any]]:

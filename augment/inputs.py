@@ -28,26 +28,35 @@ def check_input(data: Any, media: str, sample_rate: Any) -> tuple[np.ndarray, st
     return _check_image(data), kind, None
 
 
+_FLOAT32 = np.dtype(np.float32)
+_MAX, _MIN = np.maximum.reduce, np.minimum.reduce
+
+
 def _check_audio(data: np.ndarray, sample_rate: Any) -> tuple[np.ndarray, float]:
-    if data.dtype not in (np.float32, np.float64):
+    dtype = data.dtype
+    if dtype is not _FLOAT32 and dtype not in (np.float32, np.float64):
         raise ValueError(f"data: expected float32 audio in [-1, 1], got dtype {data.dtype} "
                          "(convert integer PCM with augment.audio.load or x / 32768)")
-    if data.ndim not in (1, 2):
+    shape = data.shape
+    if len(shape) not in (1, 2):
         raise ValueError(f"data: expected audio of shape (samples,) or (channels, samples), got {data.shape}")
-    if data.ndim == 2 and data.shape[0] > data.shape[1]:
+    if len(shape) == 2 and shape[0] > shape[1]:
         raise ValueError(f"data: shape {data.shape} looks like (samples, channels); pass (channels, samples) "
                          "(e.g. x.T)")
-    if data.shape[-1] == 0:
+    if shape[-1] == 0:
         raise ValueError("data: audio has no samples")
     if sample_rate is None:
         raise ValueError("sample_rate: required for audio")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if type(sample_rate) is not int and (isinstance(sample_rate, bool) or not isinstance(sample_rate, np.integer)):
         raise ValueError(f"sample_rate: expected a positive integer, got {sample_rate!r}")
-    data = np.ascontiguousarray(data, dtype=np.float32)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate: expected a positive integer, got {sample_rate!r}")
+    if dtype is not _FLOAT32 or not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data, dtype=np.float32)
     # one BLAS pass: NaN or inf anywhere makes the sum of squares non-finite (and transforms reuse it as power)
     flat = data.reshape(-1)
     energy = float(np.dot(flat, flat))
-    if not np.isfinite(energy):
+    if energy - energy != 0.0:  # inf or NaN
         raise ValueError("data: audio contains NaN or infinite samples")
     return data, energy / flat.size
 
@@ -68,7 +77,7 @@ def apply_clip_policy(out: np.ndarray, policy: str) -> tuple[np.ndarray, dict | 
     limit: soft-knee limiter, samples above LIMIT_KNEE are compressed smoothly into (LIMIT_KNEE, 1); the rest is
     untouched. normalize: the whole clip is scaled so its peak is exactly 1 (keeps the SNR and the waveform shape).
     error: ValueError. allow: left as is (the record says so)."""
-    peak = float(max(out.max(), -out.min()))
+    peak = float(max(_MAX(out, axis=None), -_MIN(out, axis=None)))  # ndarray.max/min without their wrappers
     if peak <= FULL_SCALE:
         return out, None
     params = {"policy": policy, "peak_before": round(peak, 6)}

@@ -1,10 +1,13 @@
 """Audio augmentation throughput: rubbersheet vs audiomentations 0.43.1, one thread, clips per second.
 
-    pip install -e ".[bench]" && python bench/audio.py [--clips 200] [--runs 3]
+    pip install -e ".[bench]" && python bench/audio.py [--clips 200] [--runs 5] [--clock cpu|wall]
 
 200 clips of 3 s at 16 kHz are built from sample_media/speech; the noise beds are sample_media/noise, stored once
-at 16 kHz and once at 44.1 kHz. Every case runs once untimed (beds loaded, caches filled), then --runs rounds
-time each case in turn; the median per case is reported.
+at 16 kHz and once at 44.1 kHz. Every case runs once untimed (beds loaded, caches filled), then --runs rounds; a
+round times every case on one block of clips (a twentieth of them) after another (bench/timing.py), on this
+process's CPU time (--clock wall: elapsed time). Each rate is printed as median [min, max] over the rounds; each
+ratio (rubbersheet over audiomentations, rubbersheet over the numpy limit) is taken within a round, both measured in
+this process, and printed the same way.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import warnings  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from timing import measure  # noqa: E402  (bench/timing.py, beside this file)
+from timing import measure, ratio, spread  # noqa: E402  (bench/timing.py, beside this file)
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
@@ -114,7 +117,10 @@ def numpy_limit(beds16: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: this process's CPU time (default; other programs on the machine do not count); "
+                             "wall: elapsed time")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*had to be resampled")  # audiomentations' per-call warning
     clips = build_clips(args.clips)
@@ -126,32 +132,31 @@ def main() -> None:
         except ImportError:
             print("audiomentations is not installed (pip install -e '.[bench]'): peer columns left empty")
         cases.update({f"limit:{k}": f for k, f in numpy_limit(beds16).items()})
-        rates = measure(cases, clips, args.runs)
+        rates = measure(cases, clips, args.runs, args.clock)
     ours = {k.split(":", 1)[1]: v for k, v in rates.items() if k.startswith("ours:")}
     peer = {k.split(":", 1)[1]: v for k, v in rates.items() if k.startswith("peer:")}
     limit = rates["limit:numpy"]
 
-    def ratio(key, ours_key=None):
-        return ours[ours_key or key] / peer[key] if key in peer else float("nan")
-
-    rows = [
-        ("noise mix, 16 kHz noise (rms SNR)", ours["noise16"], peer.get("noise16"), ratio("noise16"), ">= 5x"),
-        ("  same, one shared Generator (no seeding)", ours["noise16_shared"], peer.get("noise16"),
-         ratio("noise16", "noise16_shared"), ">= 5x"),
-        ("noise mix, 16 kHz noise (active SNR)", ours["noise16_active"], peer.get("noise16"),
-         ratio("noise16", "noise16_active"), ">= 5x"),
-        ("noise mix, 44.1 kHz noise", ours["noise44"], peer.get("noise44"), ratio("noise44"), ">= 5x"),
-        ("4-step chain", ours["chain"], peer.get("chain"), ratio("chain"), ">= 3x"),
+    rows = [  # (case, our case, peer case, target ratio to audiomentations)
+        ("noise mix, 16 kHz noise (rms SNR)", "noise16", "noise16", ">= 5x"),
+        ("  same, one shared Generator (no seeding)", "noise16_shared", "noise16", ">= 5x"),
+        ("noise mix, 16 kHz noise (active SNR)", "noise16_active", "noise16", ">= 5x"),
+        ("noise mix, 44.1 kHz noise", "noise44", "noise44", ">= 5x"),
+        ("4-step chain", "chain", "chain", ">= 3x"),
     ]
-    print(f"\n{args.clips} clips x 3 s at 16 kHz, one thread, median of {args.runs} runs (clips/s); rubbersheet "
-          "seeds a Generator per clip (seed=i) unless stated, audiomentations uses its global RNG\n")
-    print(f"{'case':40s} {'rubbersheet':>12s} {'audiomentations':>16s} {'ratio':>7s} {'target':>7s}")
-    for name, a, b, r, target in rows:
-        b_text = f"{b:16.0f}" if b else f"{'-':>16s}"
-        print(f"{name:40s} {a:12.0f} {b_text} {r:6.1f}x {target:>7s}")
-    print(f"{'numpy limit x + g*n (in memory)':40s} {limit:12.0f}")
-    print(f"\n44.1 kHz noise / 16 kHz noise (rubbersheet): {ours['noise44'] / ours['noise16']:.2f} (target >= 1.0 "
-          "within noise: beds are resampled once and cached)")
+    print(f"\n{args.clips} clips x 3 s at 16 kHz, one thread, {args.runs} runs, {args.clock} clock; clips/s and "
+          "ratios as median [min, max] over the runs (a ratio is taken within a run); rubbersheet seeds a Generator "
+          "per clip (seed=i) unless stated, audiomentations uses its global RNG\n")
+    print(f"{'case':42s} {'rubbersheet':>20s} {'audiomentations':>20s} {'ratio':>18s} {'target':>7s}")
+    for name, key, peer_key, target in rows:
+        peer_text = spread(peer[peer_key]).text() if peer_key in peer else "-"
+        ratio_text = ratio(ours[key], peer[peer_key]).text(".2f", "x") if peer_key in peer else "-"
+        print(f"{name:42s} {spread(ours[key]).text():>20s} {peer_text:>20s} {ratio_text:>18s} {target:>7s}")
+    print(f"{'numpy limit x + g*n (in memory)':42s} {spread(limit).text():>20s}")
+    print(f"\nnoise mix (rms SNR, seed per clip) / numpy limit: {ratio(ours['noise16'], limit).text('.2f')} "
+          "(target >= 0.67)")
+    print(f"44.1 kHz noise / 16 kHz noise (rubbersheet): {ratio(ours['noise44'], ours['noise16']).text('.2f')} "
+          "(target >= 1.0 within noise: beds are resampled once and cached)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Param, ParameterError, Transform, choose, cumulative_weights, uniform
+from augment.core import (Param, ParameterError, Transform, borrow_generator, choose, cumulative_weights, draw_seed,
+                          return_generator, uniform)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
 SNR_REFERENCES = ("rms", "active")
@@ -142,7 +143,7 @@ class AddBackgroundNoise(Transform):
         super().__init__(noise=noise, snr_db=snr_db, snr_reference=snr_reference, crossfade_ms=crossfade_ms,
                          **kwargs)
         self._files = find_noise_files(self.config["noise"])
-        self._cumulative = cumulative_weights([bed_duration(f) for f in self._files], "noise")
+        self._cumulative = cumulative_weights([bed_duration(f) for f in self._files], "noise").tolist()
         for file in self._files:  # after bed_duration: an unreadable file is reported as such first
             check_bed(file)
 
@@ -201,8 +202,8 @@ class AddColoredNoise(Transform):
 
     def sample(self, rng, data, context):
         snr_db = uniform(rng, self.config["snr_db"])
-        noise_seed = int(rng.integers(0, 2**63 - 1))
-        noise = F.colored_noise(np.random.default_rng(noise_seed), data.shape[-1], self.config["color"])
+        noise_seed = draw_seed(rng)
+        noise = _colored_noise(noise_seed, data.shape[-1], self.config["color"])
         if self.config["snr_reference"] == "active":
             mask, frame, powers = F.active_mask(data, context.sample_rate)
             signal_power = F.masked_power(data, mask, frame, powers)
@@ -218,9 +219,18 @@ class AddColoredNoise(Transform):
     def apply_params(self, data, params, context):
         noise = params.get("_noise")
         if noise is None:  # re-applying a record
-            noise = F.colored_noise(np.random.default_rng(params["noise_seed"]), data.shape[-1], params["color"])
+            noise = _colored_noise(params["noise_seed"], data.shape[-1], params["color"])
         gain = params.get("_gain", F.db_to_amplitude(params["gain_db"]))
         return mix(data, noise, gain)
+
+
+def _colored_noise(seed: int, length: int, color: str) -> np.ndarray:
+    """F.colored_noise drawn from np.random.default_rng(seed)'s stream (a pooled Generator, re-seeded)."""
+    rng = borrow_generator(seed)
+    try:
+        return F.colored_noise(rng, length, color)
+    finally:
+        return_generator(rng)
 
 
 def mix(data: np.ndarray, noise: np.ndarray, gain: float) -> np.ndarray:

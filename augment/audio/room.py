@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augment.audio import functional as F
-from augment.core import Param, Transform, uniform
+from augment.core import Param, Transform, borrow_generator, draw_seed, return_generator, uniform
 
 
 class Reverb(Transform):
@@ -22,13 +22,16 @@ class Reverb(Transform):
 
     def sample(self, rng, data, context):
         return {"rt60_s": uniform(rng, self.config["rt60_s"]), "drr_db": uniform(rng, self.config["drr_db"]),
-                "rir_seed": int(rng.integers(0, 2**63 - 1))}
+                "rir_seed": draw_seed(rng)}
 
     def apply_params(self, data, params, context):
         from scipy.signal import fftconvolve
 
-        rir = F.synthetic_rir(np.random.default_rng(params["rir_seed"]), context.sample_rate, params["rt60_s"],
-                              params["drr_db"])
+        rir_rng = borrow_generator(params["rir_seed"])  # np.random.default_rng(rir_seed)'s stream, pooled
+        try:
+            rir = F.synthetic_rir(rir_rng, context.sample_rate, params["rt60_s"], params["drr_db"])
+        finally:
+            return_generator(rir_rng)
         kernel = rir if data.ndim == 1 else rir[None, :]
         wet = fftconvolve(data, kernel, axes=-1)[..., : data.shape[-1]]
         before, after = F.power(data), F.power(wet.astype(np.float32))

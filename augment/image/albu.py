@@ -1,13 +1,15 @@
 """Any albumentations transform (or a whole native albumentations pipeline) as a rubbersheet transform.
 
 Each call draws one seed from the rubbersheet Generator and seeds the albumentations transform with
-`set_random_state(numpy Generator, random.Random)` from it, so two transforms in a pipeline never share a stream
+`set_random_state(numpy Generator, random.Random)` from it (the Generator, np.random.default_rng(seed)'s stream, is
+seeded on first use), so two transforms in a pipeline never share a stream
 (albumentations' own `Compose.set_random_seed` gives every child the same seed, so two p=0.5 children always fire
 together). Each thread gets its own copy of the albumentations object, because albumentations keeps its random state
 and last parameters on the object.
 """
 from __future__ import annotations
 
+import _random
 import copy
 import random
 import re
@@ -16,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from augment.core import Param, ParameterError, Transform, to_jsonable
+from augment.core import Param, ParameterError, Recorded, Transform, draw_seed, reseed, to_jsonable
+from augment.params import dtype_name
 from augment.image import albumentations_module
 
+_SEED_RANDOM = _random.Random.seed  # the C seeding that random.Random.seed(an int) ends in
 _CONTAINERS = ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform",
                "RandomOrder")
 
@@ -104,53 +108,94 @@ class Albumentations(Transform):
             raise (error if error.param == "spec" else ParameterError("spec", str(error))) from None
 
     def _instance(self):
-        native = getattr(self._local, "native", None)
+        """This thread's copy of the albumentations object, with the random.Random and the numpy Generator it is
+        seeded with. Both are re-seeded on every call, to the states random.Random(seed) and
+        np.random.default_rng(seed) start in, rather than built anew."""
+        local = self._local
+        native = getattr(local, "native", None)
         if native is None:
-            native = self._local.native = copy.deepcopy(self._native)
+            native = copy.deepcopy(self._native)
             if hasattr(native, "save_applied_params"):
                 native.save_applied_params = True
-        return native
+            local.py_random, local.rng = random.Random(), np.random.Generator(np.random.PCG64(0))
+            local.native = native
+        return native, local.py_random, local.rng
 
     @property
     def record_name(self) -> str:
         return f"albumentations.{self.config.get('name') or self._native.__class__.__name__}"
 
     def sample(self, rng, data, context):
-        return {"transform_seed": int(rng.integers(0, 2**63 - 1))}
+        return {"transform_seed": draw_seed(rng)}
 
     def apply_params(self, data, params, context):
-        native = self._instance()
+        native, py_random, rng = self._instance()
         seed = params["transform_seed"]
-        native.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        _SEED_RANDOM(py_random, seed)  # random.Random.seed for an int, without its argument checks
+        py_random.gauss_next = None
+        native.set_random_state(_GeneratorOnUse(seed, rng), py_random)
         result = native(image=data)
-        if "applied_transforms" in result:
-            applied = result["applied_transforms"]
-            params["albumentations"] = [{"transform": n, "params": _summary(p)} for n, p in applied]
+        recorded = context is None or context.get("_records", True)  # a plain call keeps no record (Context.records)
+        applied = result.get("applied_transforms")
+        if applied is not None:
+            if recorded:
+                params["albumentations"] = Recorded([{"transform": n, "params": _summary(p)} for n, p in applied])
             if not applied:
                 params["_skip"] = "p"
         elif native.params:
-            params["albumentations"] = _summary(native.params)
+            if recorded:
+                params["albumentations"] = Recorded(_summary(native.params))
         else:
             params["_skip"] = "p"
         return result["image"]
 
 
+class _GeneratorOnUse:
+    """`rng` re-seeded to np.random.default_rng(seed)'s state on first use: most albumentations transforms draw only
+    from their random.Random, and seeding a Generator costs more than many of them take to run. Any attribute (a
+    method such as `uniform` or `integers`) is the Generator's, so the draws are the same."""
+
+    __slots__ = ("_seed", "_rng", "_seeded")
+
+    def __init__(self, seed: int, rng: np.random.Generator):
+        self._seed, self._rng, self._seeded = seed, rng, False
+
+    def __getattr__(self, name: str):
+        if not self._seeded:
+            reseed(self._rng, self._seed)
+            self._seeded = True
+        return getattr(self._rng, name)
+
+
 def _summary(params: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe albumentations params, cheaply: scalars as they are, short sequences of scalars as lists, arrays
-    as one value or as shape/dtype, anything else by its type name."""
+    """JSON-safe albumentations params, cheaply: scalars as they are (a non-finite float as None), short sequences
+    of scalars as lists, arrays as one value or as shape/dtype, anything else by its type name."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if isinstance(value, np.ndarray):
-            value = value.item() if value.size == 1 else {"shape": list(value.shape), "dtype": str(value.dtype)}
+        kind = type(value)
+        if kind is float:
+            value = value if value - value == 0.0 else None
+        elif kind is int or kind is str or kind is bool or value is None:
+            pass
+        elif isinstance(value, np.ndarray):
+            value = _jsonable_scalar(value.item()) if value.size == 1 else \
+                {"shape": list(value.shape), "dtype": dtype_name(value.dtype)}
         elif isinstance(value, (tuple, list)):
             small = len(value) <= 8 and all(isinstance(v, (int, float, str, np.generic)) for v in value)
-            value = [v.item() if isinstance(v, np.generic) else v for v in value] if small else \
+            value = [_jsonable_scalar(v.item() if isinstance(v, np.generic) else v) for v in value] if small else \
                 f"{type(value).__name__} of {len(value)}"
         elif isinstance(value, np.generic):
-            value = value.item()
+            value = _jsonable_scalar(value.item())
         elif isinstance(value, dict):
             value = _summary(value)
-        elif not (value is None or isinstance(value, (str, int, float))):
-            value = type(value).__name__
-        out[str(key)] = to_jsonable(value)
+        else:
+            value = to_jsonable(value) if isinstance(value, (str, int, float)) else type(value).__name__
+        out[str(key)] = value
     return out
+
+
+def _jsonable_scalar(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0.0 else None
+    return value if kind is int or kind is str or kind is bool or value is None else to_jsonable(value)
