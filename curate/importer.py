@@ -24,16 +24,25 @@ too many channels, images over the pixel limit...) before anything is written: a
 (exit 2, one line naming labels.csv:LINE and what is wrong). With skip_bad, a row whose file is missing, not a
 file, or unusable media is skipped (and reported) instead; a bad labels.csv row (bad field, path escaping the
 folder, duplicate item, bad metadata) fails the import even then.
+
+Speed (issue 22): labels.csv is checked column-wise, deferring to the per-row checks (which name the first bad
+line) whenever anything is unusual; a large folder's files are probed and hashed by a pool of processes; new
+objects are written as one batch made durable by syncfs. None of it changes what is imported: same rows, same
+messages, same manifest and fingerprint, same store (tests/test_import_fast.py); `python bench/importer.py` times it.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import re
+import stat
+import sys
 import unicodedata
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -73,7 +82,183 @@ def read_labels(src: Path, check_files: bool = True) -> tuple[list[str], list[_R
     """Parse and check labels.csv; every error names labels.csv, the line and the field. With check_files (the
     default) a row whose file is missing or not a file is refused here; without, the caller checks (see
     file_problem), so that --skip-bad can skip it."""
-    src = Path(src)
+    table = _read_table(Path(src), check_files)
+    if table is None:
+        return _read_labels_rows(Path(src), check_files)
+    return table.header, table.rows()
+
+
+# -- the column-wise fast path ----------------------------------------------------------------------------------
+# What the common, valid labels.csv costs: one pass of the csv module (C) and a few passes per column. Anything
+# unusual (a CSV error, a blank row, a quoted line break, a control character, a path that is not already in
+# canonical form, a link, any refused value...) sends the whole file to _read_labels_rows, whose per-row checks
+# name the first bad line exactly as they always have; the fast path itself never raises a row's error.
+_SUSPECT_CHAR = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")   # _bad_char, less \n and \r
+_NUMBER = re.compile(r"^(?:[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity))$",
+                     re.IGNORECASE | re.ASCII)
+
+
+class _Unusual(Exception):
+    """Raised inside the fast path: leave it to the per-row reference path."""
+
+
+@dataclass
+class _Table:
+    """labels.csv read column-wise: per row its line, its stripped values (one list per column), its item id, the
+    path of its file, and whether an lstat found that file a plain regular file (no link: no further check)."""
+    src: Path
+    labels: Path
+    header: list[str]
+    lines: list[int]
+    columns: dict[str, list[str]]
+    ids: list[str]
+    files: list[str]
+    regular: list[bool]
+    metadata: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def rows(self) -> list[_Row]:
+        """The rows as read_labels has always returned them."""
+        header, columns, metadata = self.header, self.columns, self.metadata
+        out = []
+        for i, (line, file) in enumerate(zip(self.lines, self.files)):
+            values = {c: columns[c][i] for c in header}
+            out.append(_Row(line, values, Path(file), {c: metadata[c][i] for c in metadata}))
+        return out
+
+    @classmethod
+    def from_rows(cls, src: Path, header: list[str], rows: list[_Row]) -> "_Table":
+        return cls(src, src / LABELS_FILE, header, [r.line for r in rows],
+                   {c: [r.values[c] for r in rows] for c in header}, [row_id(r) for r in rows],
+                   [os.fspath(r.file) for r in rows], [False] * len(rows),
+                   {c: [r.metadata[c] for r in rows] for c in header if c not in _RESERVED})
+
+
+def _read_table(src: Path, check_files: bool) -> _Table | None:
+    """labels.csv read and checked column-wise; None when anything is unusual (the caller then runs the per-row
+    reference path, which names the first bad line or accepts what is unusual but fine, such as blank rows)."""
+    labels = _labels_file(src)
+    text = _read_text(labels)
+    if _SUSPECT_CHAR.search(text):
+        return None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        records = list(reader)
+    except csv.Error:
+        return None
+    if not records or reader.line_num != len(records):   # empty, or a quoted field spans lines
+        return None
+    header = [h.strip() for h in records[0]]
+    _check_header(labels, header)   # the reference path checks the header first too, with the same words
+    width, at = len(header), header.index("path")
+    body = records[1:]
+    if not body or any(len(r) != width or not r[at].strip() for r in body):
+        return None   # a short or long row, a blank row, or an empty path: all for the reference path
+    try:
+        return _table(src, labels, header, body, check_files)
+    except (_Unusual, BadInput, ValueError, OverflowError, OSError, RuntimeError):
+        return None
+
+
+def _table(src: Path, labels: Path, header: list[str], body: list[list[str]], check_files: bool) -> _Table:
+    columns = {name: [v.strip() for v in column] for name, column in zip(header, zip(*body))}
+    n = len(body)
+    lines = list(range(2, n + 2))
+    paths = columns["path"]
+    relative = [_canonical(p) for p in paths]
+    ids = relative
+    if "id" in columns:
+        ids = [given or rel for given, rel in zip(columns["id"], relative)]
+    if len(set(ids)) != n:
+        raise _Unusual("duplicate item")
+    _check_columns(columns)
+    metadata = {c: _typed(columns[c]) for c in header if c not in _RESERVED}
+    files, regular = _locate(src, labels, paths, relative, check_files)
+    return _Table(src, labels, header, lines, columns, ids, files, regular, metadata)
+
+
+def _canonical(path: str) -> str:
+    """The item path of a labels.csv path (str(PurePosixPath) with forward slashes), when it is one the reference
+    path accepts; _Unusual for an escaping, empty or non-canonical one (dots, doubled or trailing slashes)."""
+    if "\\" in path or "//" in path or path.startswith(("/", "./")) or path.endswith(("/", "/.")) or "/./" in path:
+        pure = PurePosixPath(path.replace("\\", "/"))
+        if pure.is_absolute() or _DRIVE.match(path) or ".." in pure.parts or not pure.parts:
+            raise _Unusual(path)
+        return str(pure)
+    if path in (".", "..") or path.startswith("../") or path.endswith("/..") or "/../" in path or _DRIVE.match(path):
+        raise _Unusual(path)
+    return path
+
+
+def _check_columns(columns: dict[str, list[str]]) -> None:
+    """_check_row over whole columns."""
+    if not all(columns["label"]):
+        raise _Unusual("label")
+    if "split" in columns and not {v.lower() for v in set(columns["split"])} <= {"", *_SPLIT_ALIASES}:
+        raise _Unusual("split")
+    if "origin" in columns and not set(columns["origin"]) <= {"", "real", "augmented"}:
+        raise _Unusual("origin")
+    if "transform" in columns:
+        for text in set(columns["transform"]) - {""}:
+            json.loads(text)   # ValueError: _Unusual for the caller
+
+
+def _typed(values: list[str]) -> list[Any]:
+    """One metadata column typed as _type_metadata types it; _Unusual where it would refuse a value."""
+    present = set(values) - {""}
+    if not present or not all(_NUMBER.match(v) for v in present):
+        return [v if v != "" else None for v in values]
+    if any(v.lower().lstrip("+-") in ("nan", "inf", "infinity") for v in present):
+        raise _Unusual("non-finite number")
+    has_empty = "" in values
+    if all(_INT.match(v) for v in present):
+        numbers = {v: int(v) for v in present}
+        low, high = min(numbers.values()), max(numbers.values())
+        limit = (-_EXACT_FLOAT_INT, _EXACT_FLOAT_INT) if has_empty else _INT64
+        if low < limit[0] or high > limit[1]:
+            raise _Unusual("integer out of range")
+    else:
+        numbers = {v: float(v) for v in present}
+        if not all(math.isfinite(x) for x in numbers.values()):
+            raise _Unusual("float overflow")
+    return [numbers[v] if v != "" else None for v in values]
+
+
+def _locate(src: Path, labels: Path, paths: list[str], relative: list[str],
+            check_files: bool) -> tuple[list[str], list[bool]]:
+    """Each row's file path, and whether it is a regular file reached without a link; _Unusual when a path escapes
+    the folder (through a link) or cannot be resolved, or (check_files) names no regular file. One lstat per row and
+    one realpath per folder: a name that is not a link resolves to its folder's real path plus the name."""
+    root = src.resolve()
+    base = os.fspath(src)
+    inside: dict[str, bool] = {}
+    files, regular = [], []
+    for path, rel in zip(paths, relative):
+        file = os.path.join(base, rel)
+        folder = rel.rpartition("/")[0]
+        if folder not in inside:
+            inside[folder] = Path(os.path.realpath(os.path.join(base, folder))).is_relative_to(root)
+        try:
+            mode = os.lstat(file).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISLNK(mode):
+            if not inside[folder]:
+                raise _Unusual("escapes")
+            plain = stat.S_ISREG(mode)
+            if check_files and not plain:
+                raise _Unusual("not a file")
+        else:   # a link, or no lstat: the reference checks, for this row only
+            _resolve(src, labels, 0, path, check_files)
+            plain = False
+        files.append(file)
+        regular.append(plain)
+    return files, regular
+
+
+def _labels_file(src: Path) -> Path:
     labels = src / LABELS_FILE
     if not src.is_dir():
         raise BadInput(f"{src}: not a folder")
@@ -81,6 +266,13 @@ def read_labels(src: Path, check_files: bool = True) -> tuple[list[str], list[_R
         raise BadInput(f"{labels}: not a file (a folder to import needs a labels.csv with columns path,label)")
     if not labels.is_file():
         raise BadInput(f"{labels}: missing (a folder to import needs a labels.csv with columns path,label)")
+    return labels
+
+
+def _read_labels_rows(src: Path, check_files: bool = True) -> tuple[list[str], list[_Row]]:
+    """read_labels one row at a time: the reference semantics, and what names the first bad line when the
+    column-wise fast path (_read_table) finds anything unusual."""
+    labels = _labels_file(src)
     text = _read_text(labels)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = None
@@ -311,61 +503,277 @@ def build_manifest(header: list[str], rows: list[_Row], kinds: dict[int, tuple[s
     return frame
 
 
+# How the files are probed and stored. Below PARALLEL_MIN_ROWS rows, or when this process already runs other threads
+# (a fork copies their locks mid-use), the files are probed here one by one; otherwise by WORKERS forked processes
+# (None: one per CPU this process may use, at most 16). From BATCH_MIN_OBJECTS new objects on, they are written as
+# a batch made durable by syncfs (Linux) before any of them takes its name, instead of one fsync per object.
+PARALLEL_MIN_ROWS = 1000
+WORKERS: int | None = None
+BATCH_MIN_OBJECTS = 64
+
+
 def import_folder(src: str | os.PathLike, to: str | os.PathLike, *, skip_bad: bool = False,
                   on_skip=None, progress=None) -> ImportResult:
     """Import `src` (media + labels.csv) into dataset `to` (created if absent) as its next version.
 
     The new version is a snapshot of the folder, written through curate.publish (no gate: an import judges
-    nothing, `curate check` does); if it equals the latest version nothing is written."""
-    from curate import manifest as mf
-    from curate.media import MediaError, probe, sha256_file
-    from curate.publish import publish
-    from curate.store import open_dataset
+    nothing, `curate check` does); if it equals the latest version nothing is written.
 
-    from curate.store import refuse_inside_dataset
+    labels.csv is read column-wise (falling back to the per-row checks to name the first bad line); every file is
+    probed and hashed, by a pool of processes for a large folder (the outcome does not depend on it: same checks,
+    same order, same manifest); then, under the dataset's lock and before the version is staged, the new objects
+    are written (see _store_objects) and the version is published without media to copy."""
+    from curate.publish import publish
+    from curate.store import open_dataset, refuse_inside_dataset
 
     src = Path(src)
     refuse_inside_dataset(to, "--to", dataset_itself=True)
-    header, rows = read_labels(src, check_files=False)
+    table = _labels_table(src)
     labels = src / LABELS_FILE
-    kinds: dict[int, tuple[str, str]] = {}
+    found = _inspect_files(table, progress)
     bad: list[str] = []
-    for row in (progress(rows, "probing media") if progress else rows):
-        path = _short(row.values["path"], 200)
-        problem = file_problem(row.file)
-        if problem:
-            bad.append(f"{labels}:{row.line}: path '{path}' {problem}")
+    keep: list[int] = []
+    for index, outcome in enumerate(found):
+        if outcome[0] == "ok":
+            keep.append(index)
             continue
-        try:
-            kinds[row.line] = probe(row.file)
-        except MediaError as exc:
-            bad.append(f"{labels}:{row.line}: {path}: {exc}")
-        except OSError as exc:
-            bad.append(f"{labels}:{row.line}: {path}: cannot be read ({exc.strerror or exc})")
+        path = _short(table.columns["path"][index], 200)
+        where = f"{labels}:{table.lines[index]}"
+        bad.append(f"{where}: path '{path}' {outcome[1]}" if outcome[0] == "missing" else
+                   f"{where}: {path}: {outcome[1]}")
     if bad and not skip_bad:
         more = f" (and {len(bad) - 1} more bad file(s))" if len(bad) > 1 else ""
         raise BadInput(f"{bad[0]}{more}; fix or remove it, or pass --skip-bad to import without it")
-    if not kinds:
+    if not keep:
         raise BadInput(f"{labels}: no readable media left to import")
-    frame = mf.normalise(build_manifest(header, rows, kinds))
-    media = {item: row.file for item, row in zip(_ids(rows, kinds), (r for r in rows if r.line in kinds))}
-    frame["object"] = [sha256_file(media[i]) for i in frame["id"]]
+    frame = _manifest(table, keep, found)
     _check_storable(labels, frame)
     for line in bad:
         if on_skip:
             on_skip(line)
     dataset = open_dataset(to, create=True)
-    source = dataset.load("latest") if dataset.latest() is not None else None
-    outcome = publish(dataset, frame, source=source, gate=None, reports=False, media=media, label="import",
-                      info={"source": {"kind": "import", "folder": src.name}})
+    with dataset.lock():
+        _store_objects(dataset, table, keep, found)
+        del table, found, keep   # what the store does next holds the manifest several times over: make room
+        source = dataset.load("latest") if dataset.latest() is not None else None
+        outcome = publish(dataset, frame, source=source, gate=None, reports=False, label="import",
+                          info={"source": {"kind": "import", "folder": src.name}})
     return ImportResult(outcome.version, len(frame), bad, unchanged=outcome.status == "unchanged")
 
 
+def _labels_table(src: Path) -> _Table:
+    table = _read_table(src, check_files=False)
+    if table is None:
+        header, rows = _read_labels_rows(src, check_files=False)
+        table = _Table.from_rows(src, header, rows)
+    return table
+
+
+# -- probing and hashing ---------------------------------------------------------------------------------------
+def _inspect(file: str, regular: bool) -> tuple:
+    """One row's file, as the import has always checked it: ('ok', media, ext, sha256), or ('missing', why) for
+    file_problem, or ('bad', why) for a file curate.media.probe refuses or that cannot be read."""
+    from curate.media import MediaError, probe, sha256_file
+
+    path = Path(file)
+    if not regular:
+        problem = file_problem(path)
+        if problem:
+            return ("missing", problem)
+    try:
+        media, ext = probe(path)
+    except MediaError as exc:
+        return ("bad", str(exc))
+    except OSError as exc:
+        return ("bad", f"cannot be read ({exc.strerror or exc})")
+    return ("ok", media, ext, sha256_file(path))
+
+
+def _inspect_chunk(chunk: tuple[list[str], list[bool]]) -> list[tuple]:
+    return [_inspect(file, regular) for file, regular in zip(*chunk)]
+
+
+def _workers(rows: int) -> int:
+    import multiprocessing
+    import threading
+
+    if rows < PARALLEL_MIN_ROWS or threading.active_count() > 1 or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if WORKERS is not None:
+        return max(1, int(WORKERS))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return min(cpus, 16)
+
+
+def _inspect_files(table: _Table, progress=None) -> list[tuple]:
+    """_inspect for every row, in row order (so the first bad file named is the first in labels.csv)."""
+    n = len(table)
+    workers = _workers(n)
+    if workers < 2:
+        indices = progress(range(n), "probing media") if progress else range(n)
+        return [_inspect(table.files[i], table.regular[i]) for i in indices]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(16, min(512, -(-n // (workers * 16))))
+    chunks = [(table.files[i:i + size], table.regular[i:i + size]) for i in range(0, n, size)]
+    found: list[tuple] = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = pool.map(_inspect_chunk, chunks)
+        for part in progress(parts, "probing media", total=len(chunks)) if progress else parts:
+            found.extend(part)
+    return found
+
+
+def _manifest(table: _Table, keep: list[int], found: list[tuple]):
+    """The manifest of the kept rows (what build_manifest makes of them, plus the object column), column-wise."""
+    import pandas as pd
+
+    columns = table.columns
+
+    def pick(values: list) -> list:
+        return [values[i] for i in keep]
+
+    def text(name: str) -> list[str]:
+        return pick(columns[name]) if name in columns else [""] * len(keep)
+
+    data: dict[str, list] = {
+        "id": pick(table.ids),
+        "label": text("label"),
+        "tags": [_split_list(v) for v in text("tags")],
+        "split": [_SPLIT_ALIASES.get(v.lower()) for v in text("split")],
+        "group": [v or None for v in text("group")],
+        "origin": [v or "real" for v in text("origin")],
+        "source_id": [v or None for v in text("source_id")],
+        "recipe": [v or None for v in text("recipe")],
+        "transform": [v or None for v in text("transform")],
+        "media": [found[i][1] for i in keep],
+        "ext": [found[i][2] for i in keep],
+    }
+    if "annotations" in columns:
+        data["annotations"] = [_split_list(v) for v in text("annotations")]
+    data["object"] = [found[i][3] for i in keep]
+    # text as Python objects: pandas 3 would make Arrow-backed strings of it, which normalise and the Parquet
+    # writer then walk value by value at several times the cost (the values, and so the manifest, are the same)
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in data.items()})
+    for name, values in table.metadata.items():
+        values = pick(values)
+        frame[name] = pd.Series(values, dtype=object) if any(isinstance(v, str) for v in values) else values
+    return frame
+
+
+# -- storing the objects ---------------------------------------------------------------------------------------
+def _store_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) -> None:
+    """Write the objects the store lacks (call under the dataset's lock, before the version is staged). Each is
+    copied to a temporary name in its objects/ folder and hashed as it is copied (a file changed since it was
+    probed is refused, as the store refuses media that do not match the manifest). A few go through the store's
+    own put_object (fsync, then rename); a batch is made durable by two syncfs calls, one after every temporary is
+    written and before any is renamed to its object name, one after the renames: a stored name never holds a
+    partial object, and every object is on disk before the version that references it. Temporaries a crash leaves
+    are removed by the next writer (Dataset.sweep_temporaries); objects written by an import that never commits
+    are unreferenced, for `curate gc`."""
+    objects = os.fspath(dataset.path / "objects")
+    folders = set(os.listdir(objects)) if os.path.isdir(objects) else set()   # objects/ab/: at most 256
+    todo: dict[str, tuple[str, str, str]] = {}
+    for i in keep:
+        ext, digest = found[i][2], found[i][3]
+        if digest in todo or (digest[:2] in folders and os.path.exists(f"{objects}/{digest[:2]}/{digest}.{ext}")):
+            continue
+        todo[digest] = (table.files[i], ext, table.ids[i])
+    syncfs = _syncfs_function() if len(todo) >= BATCH_MIN_OBJECTS else None
+    if syncfs is None:
+        for digest, (file, ext, item) in todo.items():
+            stored = dataset.put_object(Path(file), ext)
+            if stored != digest:
+                raise BadInput(_changed(item, digest, stored))
+        return
+    token = uuid.uuid4().hex
+    names: list[tuple[str, str]] = []   # (temporary, object name)
+    renamed = 0
+    try:
+        for digest, (file, ext, item) in todo.items():
+            folder = f"{objects}/{digest[:2]}"
+            if digest[:2] not in folders:
+                os.makedirs(folder, exist_ok=True)
+                folders.add(digest[:2])
+            names.append((f"{folder}/.tmp-{token}-{len(names)}", f"{folder}/{digest}.{ext}"))
+            stored = _copy_and_hash(file, names[-1][0])
+            if stored != digest:
+                raise BadInput(_changed(item, digest, stored))
+        _sync(syncfs, objects)   # every object's bytes on disk before any of them takes its name
+        for temp, name in names:
+            os.replace(temp, name)
+            renamed += 1
+        _sync(syncfs, objects)   # and the names, before the version that references them
+    finally:
+        for temp, _ in names[renamed:]:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def _changed(item: str, digest: str, stored: str) -> str:
+    return f"manifest item {item!r}: object {digest} does not match the media given (sha256 {stored})"
+
+
+def _copy_and_hash(source: str, temp: str) -> str:
+    """Copy `source` to the new file `temp` (read-only, like every object); return the sha256 of what was copied."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    reader = os.open(source, os.O_RDONLY)
+    try:
+        writer = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            while block := os.read(reader, 1 << 20):
+                digest.update(block)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(writer, view):]
+            os.fchmod(writer, 0o444)
+        finally:
+            os.close(writer)
+    finally:
+        os.close(reader)
+    return digest.hexdigest()
+
+
+def _syncfs_function():
+    """libc's syncfs (Linux): flush one filesystem and wait for it; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    return function
+
+
+def _sync(syncfs, folder: str) -> None:
+    import ctypes
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs {folder}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
 def _check_storable(labels: Path, frame) -> None:
-    """Build the manifest's Parquet table in memory first, so a value the store cannot hold is refused before the
-    dataset is created or touched (the checks above should make this unreachable; it guards what they miss)."""
+    """Build the Parquet table of the metadata columns in memory first, so a value the store cannot hold is refused
+    before the dataset is created or touched (the checks above should make this unreachable; it guards what they
+    miss). The core columns are text and lists of text that those checks have vetted."""
     from curate import manifest as mf
 
+    frame = frame[[c for c in frame.columns if c == "id" or c not in mf.RESERVED]]
     try:
         mf.write_parquet(frame, io.BytesIO())
     except Exception as exc:  # noqa: BLE001 (pyarrow raises several types; any of them means "cannot store")
@@ -385,7 +793,3 @@ def _unstorable(series) -> bool:
         return False
     except Exception:  # noqa: BLE001
         return True
-
-
-def _ids(rows: list[_Row], kinds: dict[int, tuple[str, str]]) -> list[str]:
-    return [row_id(r) for r in rows if r.line in kinds]
