@@ -35,3 +35,35 @@ def test_large_reference_uses_a_graph_and_reports_its_recall(monkeypatch):
     truth = idx.Index(x).search(x, 8, exclude=np.arange(len(x))).index
     measured = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(found.index, truth)])
     assert found.recall >= 0.9 and abs(found.recall - measured) < 0.05   # the stated recall is the real one
+
+
+def _apart_truth(query, query_group, reference, reference_group, k):
+    product = query @ reference.T
+    product[query_group[:, None] == reference_group[None, :]] = -np.inf
+    order = np.argsort(-product, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(product, order, axis=1)
+
+
+def test_neighbours_of_another_group_are_the_exact_answer_for_small_and_large_groups():
+    """Groups of 1-3 rows are over-fetched and filtered; groups of 200 (above OVERFETCH) are searched with a
+    selector that leaves them out: both give the all-pairs answer and never a row of the query's own group."""
+    rng = np.random.default_rng(2)
+    x = _unit(rng, 1000)
+    groups = np.concatenate([np.repeat(np.arange(3), 200), 3 + np.arange(400) // 3])
+    rng.shuffle(groups)
+    found = idx.Index(x).search_apart(x, groups, groups, 5)
+    assert (found >= 0).all()
+    assert (groups[found] != groups[:, None]).all()
+    np.testing.assert_allclose(np.einsum("qd,qkd->qk", x, x[found]), _apart_truth(x, groups, x, groups, 5),
+                               rtol=1e-5)
+
+
+def test_a_query_with_too_few_rows_outside_its_group_gets_minus_one():
+    rng = np.random.default_rng(3)
+    x = _unit(rng, 90)
+    groups = np.zeros(90, np.int64)
+    groups[:2] = 1                         # group 0 holds 88 rows (> OVERFETCH): only the 2 rows of group 1 are apart
+    found = idx.Index(x).search_apart(x[2:5], groups[2:5], groups, 4)
+    assert set(found[:, :2].ravel()) == {0, 1} and (found[:, 2:] == -1).all()
+    small = idx.Index(x).search_apart(x[:2], groups[:2], groups, 4)   # group 1 (2 rows) over-fetches
+    assert (groups[small] == 0).all()

@@ -23,6 +23,7 @@ EXACT_UP_TO = 100_000
 RECALL_SAMPLE = 200
 HNSW_M = 16
 QUERY_BLOCK = 4096
+OVERFETCH = 64  # a query whose own group holds at most this many reference rows over-fetches instead of filtering
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,45 @@ class Index:
         recall = 1.0 if self.exact else self._recall(query, index, k, exclude)
         return Neighbours(index, similarity, self.exact, recall)
 
+    def search_apart(self, query: np.ndarray, query_group: np.ndarray, reference_group: np.ndarray,
+                     k: int) -> np.ndarray:
+        """Indices of the k most similar reference rows of each query row among those of ANOTHER group (-1 where
+        fewer exist). Groups are integer codes. A query whose group holds few reference rows is searched with the
+        others for k + that many and its own group dropped; a large group is searched once with a selector that
+        leaves its rows out, so the cost stays one search per query whatever the group sizes."""
+        import faiss
+
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        reference_group = np.asarray(reference_group)
+        query_group = np.asarray(query_group)
+        out = np.full((len(query), k), -1, np.int64)
+        if k == 0 or len(query) == 0 or self.n == 0:
+            return out
+        codes = max(int(reference_group.max()), int(query_group.max())) + 1
+        own = np.bincount(reference_group, minlength=codes)[query_group]
+        small = np.flatnonzero(own <= OVERFETCH)
+        if len(small):
+            fetch = min(self.n, k + int(own[small].max()))
+            found = self.search(query[small], fetch).index
+            other = (found >= 0) & (reference_group[np.maximum(found, 0)] != query_group[small, None])
+            first = np.argsort(~other, axis=1, kind="stable")[:, :k]
+            picked = np.take_along_axis(found, first, 1)
+            picked[~np.take_along_axis(other, first, 1)] = -1
+            out[small, : picked.shape[1]] = picked
+        with _one_thread():
+            for group in np.unique(query_group[own > OVERFETCH]):
+                rows = np.flatnonzero(query_group == group)
+                keep = np.flatnonzero(reference_group != group)
+                if not len(keep):
+                    continue
+                selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(reference_group == group)))
+                params = (faiss.SearchParameters(sel=selector) if self.exact else
+                          faiss.SearchParametersHNSW(sel=selector, efSearch=max(64, 2 * k)))
+                width = min(k, len(keep))
+                _, found = self.index.search(query[rows], width, params=params)
+                out[rows, :width] = found
+        return out
+
     def _recall(self, query: np.ndarray, found: np.ndarray, k: int, exclude) -> float:
         import faiss
 
@@ -110,6 +150,13 @@ def _drop(index: np.ndarray, similarity: np.ndarray, exclude: np.ndarray, k: int
     hit[miss, -1] = True
     keep = ~hit
     return index[keep].reshape(len(index), k), similarity[keep].reshape(len(index), k)
+
+
+def nearest_apart(query: np.ndarray, query_group: np.ndarray, reference: np.ndarray, reference_group: np.ndarray,
+                  k: int) -> np.ndarray:
+    """Indices of the k most similar reference rows of each query row from another group than its own (unit
+    vectors; cosine; -1 where fewer exist): near-copies of an item (its group) never vote for it."""
+    return Index(reference).search_apart(query, query_group, reference_group, k)
 
 
 def nearest(query: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
