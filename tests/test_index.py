@@ -52,6 +52,8 @@ def test_neighbours_of_another_group_are_the_exact_answer_for_small_and_large_gr
     groups = np.concatenate([np.repeat(np.arange(3), 200), 3 + np.arange(400) // 3])
     rng.shuffle(groups)
     found = idx.Index(x).search_apart(x, groups, groups, 5)
+    np.testing.assert_allclose(found.similarity, _apart_truth(x, groups, x, groups, 5), rtol=1e-5)
+    found = found.index
     assert (found >= 0).all()
     assert (groups[found] != groups[:, None]).all()
     np.testing.assert_allclose(np.einsum("qd,qkd->qk", x, x[found]), _apart_truth(x, groups, x, groups, 5),
@@ -63,7 +65,7 @@ def test_a_query_with_too_few_rows_outside_its_group_gets_minus_one():
     x = _unit(rng, 90)
     groups = np.zeros(90, np.int64)
     groups[:2] = 1                         # group 0 holds 88 rows (> OVERFETCH): only the 2 rows of group 1 are apart
-    found = idx.Index(x).search_apart(x[2:5], groups[2:5], groups, 4)
+    found = idx.Index(x).search_apart(x[2:5], groups[2:5], groups, 4).index
     assert set(found[:, :2].ravel()) == {0, 1} and (found[:, 2:] == -1).all()
-    small = idx.Index(x).search_apart(x[:2], groups[:2], groups, 4)   # group 1 (2 rows) over-fetches
+    small = idx.Index(x).search_apart(x[:2], groups[:2], groups, 4).index   # group 1 (2 rows) over-fetches
     assert (groups[small] == 0).all()

@@ -57,6 +57,7 @@ POSE_CHUNK = 64
 IMAGE_CANDIDATES = 8
 RANK_SIDE = 16
 RANK_ANGLES = (0.0, -5.0, -2.5, 2.5, 5.0)
+CANDIDATE_BLOCK = 4096   # query rows ranked at a time: bounds the rotated vectors held (5 x 256 floats a row)
 MARGIN = 3
 TYPICAL_SAMPLE = 300
 
@@ -150,35 +151,50 @@ class _Images:
     def candidates(self, rows: np.ndarray, allowed: np.ndarray, k: int,
                    labels: np.ndarray | None = None) -> list[np.ndarray]:
         """For each row, up to k allowed rows of its size and another object (and, given `labels` codes, another
-        label), most similar first (coarse)."""
-        from curate.checks.similarity import BLOCK_CELLS
+        label), most similar first (coarse): each rotation of the row asked of one curate.checks.index.Index of
+        the unturned allowed rows per stored size, and the best rotation kept per pair. Exact: a row in the top k
+        of the best rotation is in the top k of that rotation's own search."""
+        from curate.checks.index import OVERFETCH, Index
 
-        out = []
-        block = max(1, BLOCK_CELLS // max(len(self.ids), 1))
+        out: list[np.ndarray] = [np.zeros(0, np.int64) for _ in rows]
         if "_reference" not in self.__dict__:  # every call ranks against the same unturned vectors
             self._reference = self.rank_vectors(np.arange(len(self.ids)), (0.0,))[:, 0]
-        reference = self._reference
-        for start in range(0, len(rows), block):
-            part = rows[start:start + block]
-            moved = self.rank_vectors(part, RANK_ANGLES)
-            similarity = moved[:, 0] @ reference.T
-            for a in range(1, len(RANK_ANGLES)):   # a rotated copy ranks its original first among look-alikes
-                np.maximum(similarity, moved[:, a] @ reference.T, out=similarity)
-            similarity[:, ~allowed] = -np.inf
-            similarity[self.objects[part][:, None] == self.objects[None, :]] = -np.inf
-            similarity[self.size_code[part][:, None] != self.size_code[None, :]] = -np.inf
-            if labels is not None:
-                similarity[labels[part][:, None] == labels[None, :]] = -np.inf
-            take = min(k, similarity.shape[1])
-            if take == 0:
-                out.extend(np.zeros(0, np.int64) for _ in part)
+        for code in np.unique(self.size_code[rows]) if len(rows) else []:
+            reference = np.flatnonzero(allowed & (self.size_code == code))
+            if not len(reference):
                 continue
-            # the k best of each line, then those ordered (best first; ties by position, as a stable sort would)
-            top = np.argpartition(-similarity, take - 1, axis=1)[:, :take] if take < similarity.shape[1] else \
-                np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
-            for line, picked in zip(similarity, top):
-                picked = picked[np.isfinite(line[picked])]
-                out.append(picked[np.lexsort((picked, -line[picked]))])
+            index = Index(self._reference[reference])
+            # the same object under other ids (and the row itself) is dropped after the search: fetch past it
+            fetch = min(len(reference), k + min(int(np.bincount(self.objects[reference]).max()), OVERFETCH))
+            where = np.flatnonzero(self.size_code[rows] == code)
+            for start in range(0, len(where), CANDIDATE_BLOCK):
+                at = where[start:start + CANDIDATE_BLOCK]
+                part = rows[at]
+                moved = self.rank_vectors(part, RANK_ANGLES)
+                found, value = [], []
+                for a in range(len(RANK_ANGLES)):   # a rotated copy ranks its original first among look-alikes
+                    near = (index.search(moved[:, a], fetch) if labels is None else
+                            index.search_apart(moved[:, a], labels[part], labels[reference], fetch))
+                    found.append(near.index)
+                    value.append(near.similarity)
+                found, value = np.concatenate(found, axis=1), np.concatenate(value, axis=1)
+                line = np.repeat(np.arange(len(part)), found.shape[1])
+                other = np.where(found >= 0, reference[np.maximum(found, 0)], -1).reshape(-1)
+                value = value.reshape(-1)
+                keep = (other >= 0) & (self.objects[np.maximum(other, 0)] != self.objects[part][line])
+                line, other, value = line[keep], other[keep], value[keep]
+                order = np.lexsort((-value, other, line))            # per (row, other): the best rotation first
+                line, other, value = line[order], other[order], value[order]
+                first = np.ones(len(line), bool)
+                first[1:] = (line[1:] != line[:-1]) | (other[1:] != other[:-1])
+                line, other, value = line[first], other[first], value[first]
+                order = np.lexsort((other, -value, line))            # per row: best first, ties by position
+                line, other = line[order], other[order]
+                rank = np.arange(len(line)) - np.searchsorted(line, line, side="left")
+                line, other = line[rank < k], other[rank < k]
+                bounds = np.searchsorted(line, np.arange(len(part) + 1))
+                for n, position in enumerate(at):
+                    out[position] = other[bounds[n]:bounds[n + 1]]
         return out
 
     def rank_vectors(self, rows: np.ndarray, angles) -> np.ndarray:
@@ -203,6 +219,8 @@ class _Images:
     def pose_distances(self, rows: np.ndarray, others: list[np.ndarray]) -> list[tuple[np.ndarray, list[tuple]]]:
         """For each row, the best-pose distance of the row's image (moved) to each of its `others` (as they are),
         with the pose found. Rows are grouped by stored size and done POSE_CHUNK at a time."""
+        import cv2
+
         out: list = [None] * len(rows)
         for code in np.unique(self.size_code[rows]) if len(rows) else []:
             where = np.flatnonzero(self.size_code[rows] == code)
@@ -211,16 +229,20 @@ class _Images:
             inner = operator.shape[0] // len(poses)
             for start in range(0, len(where), POSE_CHUNK):
                 chunk = where[start:start + POSE_CHUNK]
-                moved = np.ascontiguousarray((operator @ self.blurred(rows[chunk]).T).T)
+                # cv2's transpose: half of numpy's time for this (poses x pixels, chunk) array
+                moved = cv2.transpose(np.ascontiguousarray(operator @ self.blurred(rows[chunk]).T))
                 moved = moved.reshape(len(chunk), len(poses), inner)
                 moved -= moved.mean(axis=2, keepdims=True)
                 moved /= np.maximum(np.linalg.norm(moved, axis=2, keepdims=True), 1e-6)
+                wanted = np.unique(np.concatenate([others[at] for at in chunk]).astype(np.int64))
+                if len(wanted):  # each target of the chunk blurred once, however many rows name it
+                    still_all = _centred_unit(_interior(self.blurred(wanted).reshape(len(wanted), h, w)))
                 for n, at in enumerate(chunk):
                     targets = others[at]
                     if len(targets) == 0:
                         out[at] = (np.zeros(0), [])
                         continue
-                    still = _centred_unit(_interior(self.blurred(targets).reshape(len(targets), h, w)))
+                    still = still_all[np.searchsorted(wanted, targets)]
                     similarity = moved[n] @ still.T
                     best = np.argmax(similarity, axis=0)
                     value = similarity[best, np.arange(len(targets))].astype(np.float64)
