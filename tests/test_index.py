@@ -69,3 +69,22 @@ def test_a_query_with_too_few_rows_outside_its_group_gets_minus_one():
     assert set(found[:, :2].ravel()) == {0, 1} and (found[:, 2:] == -1).all()
     small = idx.Index(x).search_apart(x[:2], groups[:2], groups, 4).index   # group 1 (2 rows) over-fetches
     assert (groups[small] == 0).all()
+
+
+def test_near_duplicates_found_by_the_graph_search_say_so_with_their_recall(tmp_path, monkeypatch):
+    """Above EXACT_UP_TO items the near-duplicate candidates come from the graph search: the same pairs as the
+    exact search on sample_media/ocr, and the rule in every finding names the recall it measured."""
+    from conftest import SAMPLE_MEDIA
+    from curate.checks.similarity import near_duplicates
+    from curate.importer import import_folder
+
+    version = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "ds").version
+    exact = near_duplicates(version)
+    assert exact.recall == 1.0 and "recall" not in exact.rule()
+    monkeypatch.setattr(idx, "EXACT_UP_TO", 10)
+    version = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "ds2").version
+    graph = near_duplicates(version)
+    assert 0.9 <= graph.recall <= 1.0
+    assert f"searched approximately above 10 items, recall {graph.recall:.3f} measured on 200 items" in graph.rule()
+    assert graph.figures()["search_recall"] == graph.recall
+    assert set(zip(graph.i, graph.j)) == set(zip(exact.i, exact.j)) and len(exact.i) > 0

@@ -4,9 +4,10 @@ graph-based (HNSW) above with its recall measured and stated.
 Vectors are unit rows (cosine = inner product). Exact search is faiss's flat inner-product index: the same answer
 as the all-pairs product, without holding it (blocks of queries against the whole reference), 4-7x faster than a
 numpy product + argpartition at 4k-50k rows. Above EXACT_UP_TO rows an exhaustive search grows with the square of
-the rows, so an HNSW graph (M = 16, efSearch >= 64) answers in about n log n; its recall@k against exact search is
-measured on RECALL_SAMPLE queries (an exact search of those alone costs RECALL_SAMPLE x n) and reported with the
-result, so a finding can say how complete it is.
+the rows (50k x 50k: 6.4 s a search, and the near-duplicate question asks 9), so an HNSW graph (M = 16,
+efSearch >= 64; 50k rows built in 2.2 s, searched in 2.4 s, recall@11 0.999 on clustered data) answers in about
+n log n; its recall@k against exact search is measured on RECALL_SAMPLE queries (an exact search of those alone
+costs RECALL_SAMPLE x n) and reported with the result, so a finding can say how complete it is.
 
 faiss runs on one thread here: on a busy 2-core machine one thread searched 50k x 50k rows in 8.5 s, the default
 threads in 14.8 s, and the result does not depend on the count.
@@ -19,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-EXACT_UP_TO = 100_000
+EXACT_UP_TO = 20_000
 RECALL_SAMPLE = 200
 HNSW_M = 16
 QUERY_BLOCK = 4096
@@ -95,7 +96,6 @@ class Index:
         for k + that many and its own group dropped; a large group is searched once with a selector that leaves
         its rows out, so the cost stays one search per query whatever the group sizes. Above EXACT_UP_TO rows the
         graph search's recall is not measured here (NaN)."""
-        import faiss
 
         query = np.ascontiguousarray(query, dtype=np.float32)
         reference_group = np.asarray(reference_group)

@@ -112,18 +112,24 @@ class NearDuplicates:
     typical: float             # typical nearest-neighbour distance between different items (nan: too few items)
     threshold: float           # pairs at or below this distance are near-duplicates
     near_duplicate_ratio: float
+    recall: float = 1.0        # of the candidate search: 1.0 exact, else measured against exact search on a sample
 
     def rule(self) -> str:
         """The rule in words, for finding messages."""
+        from curate.checks.index import EXACT_UP_TO, RECALL_SAMPLE
+
+        searched = "" if self.recall >= 1.0 else (
+            f"; candidates searched approximately above {EXACT_UP_TO} items, recall {self.recall:.3f} measured on "
+            f"{RECALL_SAMPLE} items")
         if math.isnan(self.typical):
-            return f"distance <= {self.threshold:.3g} (too few different items for a typical distance)"
+            return f"distance <= {self.threshold:.3g} (too few different items for a typical distance{searched})"
         return (f"closer than {self.near_duplicate_ratio:g}x the typical nearest-neighbour distance "
-                f"{self.typical:.3g}: distance <= {self.threshold:.3g}")
+                f"{self.typical:.3g}: distance <= {self.threshold:.3g}{searched}")
 
     def figures(self) -> dict:
         return {"near_duplicate_ratio": self.near_duplicate_ratio,
                 "typical_distance": None if math.isnan(self.typical) else self.typical,
-                "threshold": self.threshold, "floor": FLOOR, "ceiling": CEILING}
+                "threshold": self.threshold, "floor": FLOOR, "ceiling": CEILING, "search_recall": self.recall}
 
 
 class _Pixels:
@@ -281,21 +287,24 @@ def _typical(space, objects: np.ndarray, reference: np.ndarray, ratio: float) ->
     return typical
 
 
-def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Pairs i < j of different objects within `threshold`: each item's MAX_PER_ITEM nearest (coarse vectors, the
     best of the space's query variants, through one curate.checks.index.Index), kept when within COARSE_SLACK x
-    the threshold, then confirmed by the full distance."""
+    the threshold, then confirmed by the full distance. Also returns the search's recall (the lowest of the
+    variants': 1.0 when exact)."""
     from curate.checks.index import Index
 
     limit = _similarity(min(threshold * COARSE_SLACK, 2.0))
     index = Index(space.coarse_reference())
     k = min(MAX_PER_ITEM + 1, space.n)
     pair_rows, pair_cols = [], []
+    recall = 1.0
     for start in range(0, space.n, ROWS_PER_SEARCH):
         rows = np.arange(start, min(space.n, start + ROWS_PER_SEARCH))
         found_rows, found_cols, found_sim = [], [], []
         for variant in space.coarse_queries(rows):   # images: the 9 one-pixel moves; audio: the vectors
             neighbours = index.search(variant, k)
+            recall = min(recall, neighbours.recall)
             r = np.repeat(rows, neighbours.index.shape[1])
             c = neighbours.index.reshape(-1)
             v = neighbours.similarity.reshape(-1)
@@ -324,7 +333,7 @@ def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np
         rows, cols = unique // space.n, unique % space.n
     distance = space.distance(rows, cols)
     keep = distance <= threshold
-    return rows[keep], cols[keep], distance[keep]
+    return rows[keep], cols[keep], distance[keep], recall
 
 
 def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, progress=None,
@@ -360,9 +369,9 @@ def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, pr
             reference = real
     typical = scale if not math.isnan(scale) else _typical(space, objects, reference, near_duplicate_ratio)
     threshold = _threshold(typical, near_duplicate_ratio)
-    i, j, distance = _pairs(space, objects, threshold)
+    i, j, distance, recall = _pairs(space, objects, threshold)
     ratio = distance / typical if not math.isnan(typical) else np.full(len(distance), np.nan)
-    result = NearDuplicates(kind, ids, i, j, distance, ratio, typical, threshold, near_duplicate_ratio)
+    result = NearDuplicates(kind, ids, i, j, distance, ratio, typical, threshold, near_duplicate_ratio, recall)
     memo[key] = result
     return result
 
