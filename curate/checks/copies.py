@@ -65,6 +65,7 @@ AUDIO_RATE = 8000
 MAX_LAG_S = 0.25
 DURATION_RELATIVE, DURATION_ABSOLUTE_S = 0.03, 0.06
 AUDIO_CANDIDATES = 8
+AUDIO_FETCH = 32      # nearest fingerprints asked per clip before the duration rule picks AUDIO_CANDIDATES
 COPY_NCC = 0.97
 MASKED_NCC, MASKED_AGREE, MASKED_TFC = 0.5, 0.8, 0.2
 WINDOW = 256          # 32 ms at 8 kHz
@@ -468,19 +469,12 @@ def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies
 
     found = DerivedCopies("audio")
     compared = 0
-    for item in query:
-        d = duration[item]
-        if math.isnan(d):
-            continue
-        label = _label(labels, item)
-        ok = (np.abs(reference_duration - d) <= DURATION_RELATIVE * np.maximum(reference_duration, d)
-              + DURATION_ABSOLUTE_S) & (reference_object != objects[item])
-        if label is not None:
-            ok &= (reference_label == label) | np.array([lab is None for lab in reference_label])
-        rows = np.flatnonzero(ok)
-        if len(rows) > AUDIO_CANDIDATES:
-            similarity = reference_prints[rows] @ prints[at[item]]
-            rows = rows[np.argsort(-similarity, kind="stable")[:AUDIO_CANDIDATES]]
+    query_duration = np.array([duration[q] for q in query])
+    candidates = _audio_candidates(prints[[at[q] for q in query]], query_duration,
+                                   np.array([_label(labels, q) for q in query], dtype=object),
+                                   np.array([objects[q] for q in query], dtype=object),
+                                   reference_prints, reference_duration, reference_label, reference_object)
+    for item, rows in zip(query, candidates):
         for row in rows:
             compared += 1
             pair = (objects[item], reference_object[row])  # objects are content: a verdict holds for any view
@@ -497,6 +491,36 @@ def _audio_copies(view, query: list[str], reference: list[str]) -> DerivedCopies
                 found.confident.append(confident)
                 found.detail.append(text)
     return DerivedCopies("audio", found.query, found.reference, found.score, found.confident, found.detail, compared)
+
+
+def _audio_candidates(prints, duration, label, obj, reference_prints, reference_duration, reference_label,
+                      reference_object) -> list[np.ndarray]:
+    """For each query clip, up to AUDIO_CANDIDATES reference rows of another object, the same label (or none) and
+    a duration within the tolerance, most similar fingerprint first. One curate.checks.index.Index per label
+    (its rows and the unlabelled ones) is asked for AUDIO_FETCH rows, then the duration and object rules applied:
+    a copy is among the nearest fingerprints, and a per-clip scan of every reference row grew with the square of
+    the clips."""
+    from curate.checks.index import OVERFETCH, Index
+
+    out: list[np.ndarray] = [np.zeros(0, np.int64) for _ in range(len(prints))]
+    unlabelled = np.array([v is None for v in reference_label], dtype=bool)
+    label_key = np.array(["\0none" if v is None else v for v in label], dtype=object)
+    reference_key = np.array(["\0none" if v is None else v for v in reference_label], dtype=object)
+    object_codes = np.unique(reference_object, return_inverse=True)[1] if len(reference_object) else np.zeros(0, int)
+    repeat = min(int(np.bincount(object_codes).max()) if len(object_codes) else 0, OVERFETCH)
+    for key in np.unique(label_key[~np.isnan(duration)]) if len(label_key) else []:
+        queries = np.flatnonzero((label_key == key) & ~np.isnan(duration))
+        pool = np.arange(len(reference_key)) if key == "\0none" else np.flatnonzero((reference_key == key) | unlabelled)
+        if not len(pool):
+            continue
+        near = Index(reference_prints[pool]).search(prints[queries], min(len(pool), AUDIO_FETCH + repeat)).index
+        rows = np.where(near >= 0, pool[np.maximum(near, 0)], -1)
+        d, r = duration[queries][:, None], reference_duration[np.maximum(rows, 0)]
+        ok = (rows >= 0) & (np.abs(r - d) <= DURATION_RELATIVE * np.maximum(r, d) + DURATION_ABSOLUTE_S) \
+            & (reference_object[np.maximum(rows, 0)] != obj[queries][:, None])
+        for n, q in enumerate(queries):
+            out[q] = rows[n][ok[n]][:AUDIO_CANDIDATES]
+    return out
 
 
 class _WaveCache:
