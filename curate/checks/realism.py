@@ -12,9 +12,9 @@ items; "enough" is `min_reference`. The targets are the recipe's (without a reci
       another label, compared with the same rate for real items (leave one group out), so a hard task is not
       mistaken for broken data and copies of one recording do not vouch for each other.
       A drop above `label_kept_max_drop` (0.25) that Fisher's exact test finds significant (p < 0.01) BLOCKS.
-      On the planted-harm benchmark (bench/gate.py) good recipes drop by at most +3 points (inspection defects;
-      noise, gain, geometry and degradation recipes keep labels better than real items do), while relabelled
-      copies drop by 56-95 points and label-destroying distortions by 47-48.
+      On the planted-harm benchmark (bench/gate.py, neighbours of another group) good recipes drop by at most
+      +11 points (geometry on the generated digits; noise, gain and OCR geometry -17 to +3), while relabelled
+      copies drop by 58-95 points and label-destroying distortions by 51-58.
 The envelope and the AUC stay warnings: realistic good recipes (OCR degradation, inspection defects) are told
 apart from real items as easily (AUC 0.96-1.00) as harmful ones, so they are evidence for the reviewer, not a
 verdict.
