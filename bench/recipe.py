@@ -5,15 +5,18 @@
 Source datasets are sample_media/speech replicated (each copy re-levelled by a tiny random gain so every object is
 distinct), all in train. The recipe mixes real cafe noise into every source (budget = sources). The gate runs only
 the leakage check without near-duplicates (no features needed) so the figures are the runner's own; `bench/checks.py` times the
-full gate. Each run is a separate `augment run` process: items/s over its wall time, and its peak RSS
-(ru_maxrss of the process tree).
+full gate. Each run is a separate `augment run` process: items/s over its wall time, its peak RSS (wait4's ru_maxrss: the
+largest process of that tree) and its CPU time; --runs runs per size and worker count, interleaved, min/median/max printed,
+and the 2-worker / 1-worker ratio per run.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-import resource
+import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,52 +67,59 @@ def build_dataset(folder: Path, items: int) -> Path:
     return import_folder(src, folder / f"ds{items}").version.dataset.path
 
 
-def run_once(dataset: Path, items: int, workers: str, folder: Path) -> tuple[float, float]:
+def run_once(dataset: Path, items: int, workers: str, folder: Path, run: int) -> tuple[float, float, float]:
+    """(items/s over the wall time, peak RSS MB of the process tree, CPU seconds) of one `augment run` process."""
     recipe = folder / f"recipe{items}.yaml"
     recipe.write_text(RECIPE.format(dataset=dataset, noise=ROOT / "sample_media" / "noise" / "cafe", budget=items))
-    out = folder / f"out{items}-{workers}"
+    out = folder / f"out{items}-{workers}-{run}"
     exe = Path(sys.executable).parent / "augment"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
     engine = ["--executor", "ray"] if workers == "ray" else ["--workers", workers]
-    subprocess.run([str(exe), "run", str(recipe), "--out", str(out), *engine], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "run", str(recipe), "--out", str(out), *engine],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)   # this process tree's own peak, not the bench's running maximum
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return items / seconds, max(peak, before) / 1024.0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"augment run exited {os.waitstatus_to_exitcode(status)} ({items} sources, {workers})")
+    shutil.rmtree(out, ignore_errors=True)
+    return items / seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     workers = [w.strip() for w in args.workers.split(",")]
-    rows = []
+    runs: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for size in sizes:
             dataset = build_dataset(folder, size)
-            for w in workers:
-                rate, peak = run_once(dataset, size, w, folder)
-                rows.append((size, w, rate, peak))
-    print(f"\n{'sources':>8s} {'workers':>8s} {'items/s':>9s} {'peak RSS MB':>12s}")
-    for size, w, rate, peak in rows:
-        print(f"{size:8d} {w:>8s} {rate:9.1f} {peak:12.0f}")
-    by = {(s, w): (r, p) for s, w, r, p in rows}
+            for run in range(args.runs):   # interleaved, so a busy spell slows every worker count alike
+                for w in workers:
+                    runs.setdefault((size, w), []).append(run_once(dataset, size, w, folder, run))
+    print(f"\n{args.runs} run(s) each; min / median / max")
+    print(f"{'sources':>8s} {'workers':>8s} {'items/s':>26s} {'peak RSS MB':>26s} {'CPU s':>26s}")
+    for (size, w), figures in runs.items():
+        print(f"{size:8d} {w:>8s} " + "  ".join(spread([f[i] for f in figures]) for i in range(3)))
     for size in sizes:
-        if (size, "1") in by and (size, "2") in by:
-            print(f"{size} sources: 2 workers = {by[(size, '2')][0] / by[(size, '1')][0]:.2f}x one worker "
-                  "(target >= 1.7x; the machine has 2 cores)")
-        if (size, "ray") in by and (size, "2") in by:
-            print(f"{size} sources: local Ray = {by[(size, 'ray')][0] / by[(size, '2')][0]:.2f}x the 2-worker pool "
-                  "(Ray start-up included)")
+        for other, name, target in (("2", "2 workers", "target >= 1.7x; the machine has 2 cores"),
+                                    ("ray", "local Ray", "Ray start-up included")):
+            if (size, "1") in runs and (size, other) in runs:
+                ratios = [b[0] / a[0] for a, b in zip(runs[(size, "1")], runs[(size, other)])]
+                print(f"{size} sources: {name} / 1 worker, per run: {spread(ratios)} ({target})")
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
-        ratio = by[(large, workers[0])][1] / by[(small, workers[0])][1]
-        print(f"peak RSS {large} vs {small} sources: {ratio:.2f}x (target <= 1.2x; note ru_maxrss only grows, so "
-              "runs are ordered small to large)")
+        ratio = statistics.median(f[1] for f in runs[(large, workers[0])]) / \
+            statistics.median(f[1] for f in runs[(small, workers[0])])
+        print(f"peak RSS {large} vs {small} sources ({workers[0]} worker(s), medians): {ratio:.2f}x (target <= 1.2x)")
 
 
 if __name__ == "__main__":
