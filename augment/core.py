@@ -177,8 +177,9 @@ class Transform:
         out, record = self.run(data, rng, ctx)
         if kind == "audio":
             policy = self.on_clip or ctx.get("_policy") or "limit"
-            # an output a nested step already checked under the same policy needs no second entry
-            if not (out is ctx.get("_checked") and policy == ctx.get("_policy")):
+            # an output a nested step already checked under the same policy needs no second entry; "allow" leaves
+            # the samples as they are, so without a record to write there is nothing to look at
+            if not (out is ctx.get("_checked") and policy == ctx.get("_policy")) and (records or policy != "allow"):
                 out, clip = apply_clip_policy(out, policy)
                 if clip is not None:
                     record.append(clip)
