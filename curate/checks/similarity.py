@@ -81,12 +81,6 @@ def media_kind(view) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    centred = matrix.astype(np.float32)
-    norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    return centred / np.maximum(norms, 1e-12)
-
-
 def _centred_unit(matrix: np.ndarray) -> np.ndarray:
     centred = matrix - matrix.mean(axis=1, keepdims=True)
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-6)
@@ -383,11 +377,21 @@ def codes(view, ids: list[str], column: str) -> np.ndarray:
 
 
 def standardised_embeddings(view, progress=None) -> tuple[list[str], np.ndarray]:
-    """Embeddings z-scored per dimension, then scaled to unit length (cosine geometry for neighbour queries)."""
+    """Embeddings z-scored per dimension, then scaled to unit length (cosine geometry for neighbour queries).
+    Made in one float32 array (no temporaries of the same size) and memoised on the view: realism and ambiguity
+    both ask, and at 200k items each copy is 450 MB."""
     from curate.features import embeddings
 
+    memo = view.__dict__.setdefault("_similarity_memo", {})
+    if "standardised_embeddings" in memo:
+        return memo["standardised_embeddings"]
     ids, matrix = embeddings(view, progress=progress)
     if len(ids) == 0:
         return ids, matrix
-    z = (matrix - matrix.mean(axis=0)) / np.maximum(matrix.std(axis=0), 1e-6)
-    return ids, _unit_rows(z)
+    z = np.array(matrix, dtype=np.float32)   # the same float32 operations as (m - mean) / std / |row|, in place
+    std = np.maximum(z.std(axis=0), 1e-6)
+    z -= z.mean(axis=0)
+    z /= std
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    memo["standardised_embeddings"] = (ids, z)
+    return ids, z
