@@ -2,7 +2,8 @@
 commit protocol built on the one atomic step object storage has, a conditional create (curate.storage).
 
 Layout under the prefix: dataset.json, objects/ab/<sha256>.<ext>, versions/vNNNN/{manifest.parquet, reports,
-version.json}, LATEST, .lock (+ .lock-takeover-* markers), rejected/<time>-<what>/.
+version.json}, LATEST, .lock (+ .lock-takeover-* markers), rejected/<time>-<what>/ (also kept in the local
+working directory, where the refused candidate's report can be opened).
 
 A version exists once its version.json exists: @latest is the newest versions/vNNNN/ holding a version.json (LATEST
 is a cache of it, as locally). Files are uploaded before version.json, each with a conditional create, so a second
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.exceptions import BadInput, StoreLocked
-from curate.files import crash_point, durable_write, sha256_bytes, utc_now, utc_stamp
+from curate.files import crash_point, durable_write, sha256_bytes, utc_now
 from curate.storage import Remote, cache_root, fetch, cached_object, object_key, one_line
 from curate.store import _REF_SUFFIX, _VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format, version_name
 from curate.version import StagedVersion, Version, version_json_bytes
@@ -420,18 +421,21 @@ class RemoteStagedVersion(StagedVersion):
             return dataset.load(self.name)
         return Version(dataset, target, self.name)
 
-    def reject(self, label: str) -> str:
-        """Upload the refused candidate (manifest, version.json, reports) to rejected/<time>-<label>/."""
+    def reject(self, label: str) -> Path:
+        """Upload the refused candidate (manifest, version.json, reports) to rejected/<time>-<label>/ in the store,
+        and keep it in the working directory too: the returned local folder is where its report can be opened."""
         self._check_open()
         dataset: RemoteDataset = self.dataset
         prefix = f"rejected/{self.name.removeprefix('rejected-')}-{label}"
         try:
-            durable_write(self.path / "version.json", version_json_bytes(self.info))
-            for file_name in sorted([*self._files, "version.json"]):
-                dataset.remote.write(f"{prefix}/{file_name}", (self.path / file_name).read_bytes())
-        finally:
+            files = {name: (self.path / name).read_bytes() for name in self._files}
+            files["version.json"] = version_json_bytes(self.info)
+            for file_name, data in sorted(files.items()):
+                dataset.remote.write(f"{prefix}/{file_name}", data)
+        except BaseException:
             self.discard()
-        return dataset.where(prefix)
+            raise
+        return super().reject(label)
 
 
 RemoteDataset._staging = RemoteStagedVersion
