@@ -182,6 +182,11 @@ class Remote:
             self.fs.pipe_file(self.full(key), data, mode="create")
         except FileExistsError:
             return False
+        except Exception as exc:  # noqa: BLE001 (an s3fs from before exclusive writes hands `mode` to botocore)
+            if "mode" not in str(exc) or type(exc).__name__ not in ("ParamValidationError", "TypeError"):
+                raise
+            raise BadInput(f"{self.url}: this fsspec/s3fs cannot create a file only if it is absent, which the "
+                           "commit protocol needs; upgrade (pip install 'rubbersheet[s3]')") from None
         return True
 
     def exists(self, key: str) -> bool:

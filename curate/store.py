@@ -24,6 +24,13 @@ Commit protocol (curate.version.StagedVersion), with what a reader sees if the w
     commit.ref      LATEST written to a temporary name                         -> new state
     commit.done     LATEST renamed into place                                  -> new state, LATEST current
 Objects written by a run that never reaches commit.rename are unreferenced: `curate gc` lists and removes them.
+
+On object storage (a reference `s3://bucket/prefix/name[@vNNNN]`, or any fsspec URL) the layout is the same, but
+there is no rename and no O_EXCL: curate.remote.RemoteDataset uploads a version's files first and makes the
+conditional create of its version.json the commit point (a second writer can neither overwrite the files nor
+commit the same number); a lock there carries a lease, since no pid can be checked on another machine, and a lock
+past its lease is taken over. Its docstring gives the crash points and what a reader sees after each. Local paths
+never go through it: the code below is the local path, unchanged.
 """
 from __future__ import annotations
 
