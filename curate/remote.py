@@ -79,7 +79,7 @@ def open_remote(url: str, *, create: bool = False, missing_ok: bool = False) -> 
             return RemoteDataset(remote, meta)
         if missing_ok:
             return None
-        occupied = bool(remote.list(""))
+        occupied = remote.occupied()
     if not create:
         if occupied:
             raise BadInput(f"{remote.url}: not a rubbersheet dataset (no dataset.json)")
@@ -371,7 +371,7 @@ class RemoteDataset(Dataset):
         partial = [f"versions/{n}/{f}" for n, files in listing.items() if "version.json" not in files
                    for f in files]
         self.remote.delete(partial)
-        old = [e.key for e in self.remote.list("") if e.key.startswith(TAKEOVER) and e.modified is not None
+        old = [e.key for e in self.remote.top() if e.key.startswith(TAKEOVER) and e.modified is not None
                and time.time() - e.modified > 86400]
         self.remote.delete(old)
 

@@ -203,6 +203,24 @@ class Remote:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm([self.full(k) for k in keys])
 
+    def occupied(self) -> bool:
+        """Anything under the root (one listing page)."""
+        try:
+            return bool(self.fs.ls(self.root, detail=False))
+        except FileNotFoundError:
+            return False
+
+    def top(self) -> list[Entry]:
+        """The objects directly under the root (not those under its folders): one listing page, however large
+        the dataset."""
+        try:
+            found = self.fs.ls(self.root, detail=True)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        return [Entry(m["name"][start:], int(m.get("size") or 0), _timestamp(m)) for m in found
+                if m.get("type") != "directory" and m["name"].startswith(self.root + "/")]
+
     def list(self, prefix: str) -> list[Entry]:
         """Every object under `prefix/` (recursive), as keys relative to the root."""
         try:
@@ -214,10 +232,13 @@ class Remote:
         for name, meta in found.items():
             if meta.get("type") == "directory":
                 continue
-            modified = meta.get("LastModified") or meta.get("mtime")
-            out.append(Entry(name[start:], int(meta.get("size") or 0),
-                             modified.timestamp() if hasattr(modified, "timestamp") else None))
+            out.append(Entry(name[start:], int(meta.get("size") or 0), _timestamp(meta)))
         return out
+
+
+def _timestamp(meta: dict) -> float | None:
+    modified = meta.get("LastModified") or meta.get("mtime")
+    return modified.timestamp() if hasattr(modified, "timestamp") else None
 
 
 def object_key(digest: str, ext: str) -> str:
