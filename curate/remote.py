@@ -279,6 +279,12 @@ class RemoteDataset(Dataset):
                 self._known.add(key)
         return digest
 
+    def put_objects(self, objects: dict[tuple[str, str], bytes]) -> None:
+        """Store several objects whose digests the caller has checked, concurrently (write-once)."""
+        self.remote.create_many({object_key(d, e): data for (d, e), data in objects.items()})
+        if self._known is not None:
+            self._known |= {object_key(d, e) for d, e in objects}
+
     # -- the lock ----------------------------------------------------------------------------------------------
     def acquire(self) -> None:
         if self._lock_depth:

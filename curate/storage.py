@@ -189,6 +189,17 @@ class Remote:
                            "commit protocol needs; upgrade (pip install 'rubbersheet[s3]')") from None
         return True
 
+    def create_many(self, items: dict[str, bytes]) -> None:
+        """Create every key that is absent, concurrently (content-addressed objects: one that exists already is
+        the same bytes, and is left as it is)."""
+        if not items:
+            return
+        try:
+            self.fs.pipe({self.full(k): v for k, v in items.items()}, mode="create")
+        except FileExistsError:  # one of them was there: create one by one, skipping those present
+            for key, data in items.items():
+                self.create(key, data)
+
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.full(key))
 
