@@ -26,12 +26,9 @@ Commit protocol (RemoteStagedVersion.commit), with what a reader sees if the wri
     commit.done     LATEST written (one PUT: readers see the old or new bytes)  -> new state, LATEST current
 The step names are those of the local protocol, so the crash tests name the same points.
 
-The lock: object storage cannot tell whether a writer on another machine is alive, so a lock carries a lease
-(`expires`, RUBBERSHEET_LOCK_LEASE_S seconds, default 3600, renewed when the writer stages and again before it
-commits). A lock past its lease, or left by a dead process on this host, is taken over; the takeover is itself a
-conditional create (.lock-takeover-<digest of the stale lock>), so two writers that both find the same stale lock
-cannot both take it. A writer that finds at commit that its lock was taken over commits nothing. Clocks of the
-machines that share a dataset are assumed to agree to well within the lease.
+The lock (curate.lease_lock) is an object created only if absent, with a lease, since no one can check from
+another machine whether a writer is alive: a lock past its lease, or left by a dead process on this host, is taken
+over, and a writer that finds at commit that its lock was taken over commits nothing.
 
 Objects uploaded by a run that never commits are unreferenced: `curate gc` removes them, as locally.
 """
@@ -40,26 +37,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import shutil
-import socket
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from curate.exceptions import BadInput, StoreLocked
+from curate.exceptions import BadInput
 from curate.files import crash_point, durable_write, sha256_bytes, utc_now
+from curate.lease_lock import LeaseLock
 from curate.storage import Remote, cache_root, fetch, cached_object, object_key, one_line
 from curate.store import _REF_SUFFIX, _VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format, version_name
 from curate.version import StagedVersion, Version, version_json_bytes
-
-LEASE_ENV = "RUBBERSHEET_LOCK_LEASE_S"
-DEFAULT_LEASE_S = 3600.0
-LOCK = ".lock"
-TAKEOVER = ".lock-takeover-"
-
 
 def open_remote(url: str, *, create: bool = False, missing_ok: bool = False) -> "RemoteDataset | None":
     """Open (or create) the dataset at `url`. Reaching the store, its bucket and the credentials are checked
@@ -114,7 +102,7 @@ class RemoteDataset(Dataset):
         super().__init__(work_dir(remote.url), meta)
         self.remote = remote
         self.path.mkdir(parents=True, exist_ok=True)
-        self._token: str | None = None
+        self._lock = LeaseLock(remote)
         self._known: set[str] | None = None   # object keys seen while holding the lock (gc needs the lock)
         self._relisted = False
 
@@ -285,28 +273,12 @@ class RemoteDataset(Dataset):
         if self._known is not None:
             self._known |= {object_key(d, e) for d, e in objects}
 
-    # -- the lock ----------------------------------------------------------------------------------------------
+    # -- the lock (curate.lease_lock) ------------------------------------------------------------------------------
     def acquire(self) -> None:
         if self._lock_depth:
             self._lock_depth += 1
             return
-        token = uuid.uuid4().hex
-        for attempt in range(2):
-            if self.remote.create(LOCK, self._holder(token)):
-                break
-            raw = self.remote.read(LOCK)
-            other = _parse(raw)
-            if attempt == 0 and raw is not None and self._take_over(raw, other):
-                continue
-            if raw is None and attempt == 0:
-                continue  # released between our create and our read
-            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(other["expires"])) \
-                if isinstance(other.get("expires"), (int, float)) else "?"
-            raise StoreLocked(
-                f"{self.location}: locked by another writer (pid {other.get('pid', '?')} on {other.get('host', '?')} "
-                f"since {other.get('since', '?')}, lease until {until}); wait for it to finish, or delete "
-                f"{self.where(LOCK)} if no writer is running") from None
-        self._token = token
+        self._lock.take()
         self._lock_depth = 1
         try:
             self.recover()
@@ -315,38 +287,8 @@ class RemoteDataset(Dataset):
             self._drop_lock()
             raise
 
-    def _holder(self, token: str) -> bytes:
-        lease = float(os.environ.get(LEASE_ENV) or DEFAULT_LEASE_S)
-        return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now(),
-                           "command": shlex.join(sys.argv), "token": token, "lease_s": lease,
-                           "expires": time.time() + lease}).encode()
-
-    def _take_over(self, raw: bytes, other: dict[str, Any]) -> bool:
-        """Remove a stale lock (past its lease, or its process dead on this host), if this writer is the one that
-        wins the takeover marker for exactly that lock."""
-        from curate.store import _is_stale
-
-        expires = other.get("expires")
-        stale = _is_stale(other) or (isinstance(expires, (int, float)) and expires < time.time())
-        if not other:  # unreadable: a writer died between create and write? only once its age passes the lease
-            info = self.remote.info(LOCK) or {}
-            modified = info.get("LastModified")
-            age = time.time() - modified.timestamp() if hasattr(modified, "timestamp") else 0.0
-            stale = age > float(os.environ.get(LEASE_ENV) or DEFAULT_LEASE_S)
-        if not stale or not self.remote.create(TAKEOVER + sha256_bytes(raw)[:32], raw):
-            return False
-        self.remote.delete([LOCK])
-        return True
-
-    def _owns_lock(self) -> bool:
-        return self._token is not None and _parse(self.remote.read(LOCK)).get("token") == self._token
-
     def renew(self) -> None:
-        """Extend this writer's lease, or refuse (nothing written) if another writer took the lock over."""
-        if not self._owns_lock():
-            raise StoreLocked(f"{self.location}: this writer's lock expired and another writer took it over; "
-                              "nothing committed (raise RUBBERSHEET_LOCK_LEASE_S for runs this long)")
-        self.remote.write(LOCK, self._holder(self._token))
+        self._lock.renew()
 
     def release(self) -> None:
         if self._lock_depth > 1:
@@ -357,9 +299,7 @@ class RemoteDataset(Dataset):
 
     def _drop_lock(self) -> None:
         self._known, self._relisted = None, False
-        if self._owns_lock():
-            self.remote.delete([LOCK])
-        self._token = None
+        self._lock.drop()
 
     def stage(self, *args, **kwargs):
         self.acquire()
@@ -377,9 +317,7 @@ class RemoteDataset(Dataset):
         partial = [f"versions/{n}/{f}" for n, files in listing.items() if "version.json" not in files
                    for f in files]
         self.remote.delete(partial)
-        old = [e.key for e in self.remote.top() if e.key.startswith(TAKEOVER) and e.modified is not None
-               and time.time() - e.modified > 86400]
-        self.remote.delete(old)
+        self._lock.prune_markers()
 
 
 class RemoteStagedVersion(StagedVersion):
@@ -445,11 +383,3 @@ class RemoteStagedVersion(StagedVersion):
 
 
 RemoteDataset._staging = RemoteStagedVersion
-
-
-def _parse(raw: bytes | None) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -4,7 +4,6 @@ crash at each of its steps (curate.remote's docstring), the lock, and one-line f
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pandas as pd
@@ -12,7 +11,6 @@ import pytest
 
 import curate
 from curate.exceptions import BadInput, StoreLocked
-from curate.files import CRASH_ENV
 from curate.storage import describe_failure
 from curate.verify import verify
 
