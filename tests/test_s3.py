@@ -197,3 +197,17 @@ def test_objects_fetched_for_decoders_are_checked_against_their_hash(s3, tmp_pat
     assert not (tmp_path / "cold-cache" / key).exists()
     problems, _ = verify(dataset)
     assert [str(p) for p in problems] == [f"{url}/{key}: object content does not match its hash (corrupted)"]
+
+
+def test_a_writer_whose_lock_was_taken_over_commits_nothing(s3, tmp_path):
+    src = speech_voices(tmp_path, 1)
+    url = s3.url()
+    assert import_writer(src, url)() == 0
+    dataset = curate.open(url)
+    staged = dataset.stage(dataset.load().manifest.iloc[:20], info={"command": "test"})
+    taken = json.loads(dataset.remote.read(".lock")) | {"token": "another writer's", "host": "another-machine"}
+    dataset.remote.write(".lock", json.dumps(taken).encode())  # its lease ran out and another writer took it
+    with pytest.raises(StoreLocked, match="this writer's lock expired and another writer took it over"):
+        staged.commit()
+    assert dataset.versions() == dataset.version_dirs() == ["v0001"]
+    assert json.loads(dataset.remote.read(".lock"))["token"] == "another writer's"  # the new holder's lock stays
