@@ -219,15 +219,21 @@ def gc(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://
 
 @app.command()
 def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
-           to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into."),
+           to: str = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into."),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
            format: str = typer.Option("labels", "--format", help="labels: labels.csv that `curate import` reads "
                                       "back; hf: split folders with metadata.csv (datasets imagefolder/audiofolder)."),
            ) -> None:
     """Export a version as plain folders split/label/file plus labels.csv (or the Hugging Face folder layout)."""
+    from curate.exceptions import BadInput
     from curate.export import export_version
+    from curate.storage import is_url
     from curate.store import load_ref, refuse_inside_dataset
 
+    if is_url(to):  # typer would fold 's3://b/x' into a local folder 's3:/b/x'
+        raise BadInput(f"--to: {to} is a URL; curate export writes a local folder (copy it to object storage "
+                       "afterwards, or import it into an s3:// dataset)")
+    to = Path(to)
     refuse_inside_dataset(to, "--to")
     version = load_ref(ref)
     n = export_version(version, to, format)

@@ -58,6 +58,8 @@ def test_import_recipe_verify_diff_export_gc_on_s3_give_the_local_fingerprints(s
     assert result.code == 0 and result.out.strip() == "ok: 2 versions, 78 objects checked, 0 unreferenced"
     result = curate_cli("diff", f"{url}@v1", f"{url}@v2", "--json")
     assert result.code == 0 and len(json.loads(result.out)["added"]) == 3
+    result = curate_cli("export", url, "--to", url + "-exported")
+    assert result.code == 2 and "is a URL; curate export writes a local folder" in result.err
     result = curate_cli("export", url, "--to", tmp_path / "exported")
     assert result.code == 0, result.err
     assert curate_cli("import", tmp_path / "exported", "--to", tmp_path / "back").code == 0
