@@ -30,7 +30,8 @@ there is no rename and no O_EXCL: curate.remote.RemoteDataset uploads a version'
 conditional create of its version.json the commit point (a second writer can neither overwrite the files nor
 commit the same number); a lock there carries a lease, since no pid can be checked on another machine, and a lock
 past its lease is taken over. Its docstring gives the crash points and what a reader sees after each. Local paths
-never go through it: the code below is the local path, unchanged.
+never go through it: they keep the code path below (O_EXCL lock, fsync, atomic rename), which writes the same bytes
+and prints the same messages as before datasets could live on object storage.
 """
 from __future__ import annotations
 
