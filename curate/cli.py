@@ -44,15 +44,17 @@ def _counts_table(title: str, counts: dict[str, int], items: int):
 @app.command("import")
 def import_(
     src: Path = typer.Argument(..., help="Folder with media files and labels.csv (path,label[,tags][,split]...)."),
-    to: Path = typer.Option(..., "--to", help="Dataset directory (created if absent)."),
+    to: str = typer.Option(..., "--to", help="Dataset directory or URL such as s3://bucket/prefix/name (created "
+                           "if absent)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) rows whose media file is missing, "
                                   "unreadable, corrupt or empty; a bad labels.csv row still fails the import."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a folder of media + labels.csv as the dataset's next version."""
     from curate.importer import import_folder
+    from curate.storage import location
 
-    result = import_folder(src, to, skip_bad=skip_bad, progress=progress,
+    result = import_folder(src, location(to), skip_bad=skip_bad, progress=progress,
                            on_skip=lambda line: print(f"curate: skipped {line}", file=sys.stderr))
     version = result.version
     if as_json:
@@ -68,14 +70,16 @@ def import_(
 
 
 @app.command()
-def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
+def versions(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://bucket/prefix/name)."),
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the versions of a dataset, oldest first."""
     from rich.table import Table
 
     from curate.store import open_dataset
 
-    ds = open_dataset(dataset)
+    from curate.storage import location
+
+    ds = open_dataset(location(dataset))
     latest = ds.latest()
     rows = []
     for name in ds.versions():
@@ -87,7 +91,7 @@ def versions(dataset: Path = typer.Argument(..., help="Dataset directory."),
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{ds.name} ({ds.path})", title_justify="left")
+    table = Table(title=f"{ds.name} ({ds.location})", title_justify="left")
     for column in ("version", "parent", "created", "items", "fingerprint", "recipe", "gate"):
         table.add_column(column, justify="right" if column == "items" else "left")
     for row in rows:
@@ -164,13 +168,15 @@ def diff(a: str = typer.Argument(..., help="Before: PATH[@vNNNN|@latest]."),
 
 
 @app.command()
-def verify(dataset: Path = typer.Argument(..., help="Dataset directory."),
+def verify(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://bucket/prefix/name)."),
            quick: bool = typer.Option(False, "--quick", help="Skip re-hashing the media objects."),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Check objects, manifests, version.json, reports, the parent chain and LATEST; exit 1 naming each problem."""
+    from curate.storage import location
     from curate.store import open_dataset
     from curate.verify import verify as verify_dataset
 
+    dataset = location(dataset)
     problems, figures = verify_dataset(open_dataset(dataset), quick=quick)
     if as_json:
         print_json({"ok": not problems, "problems": [str(p) for p in problems], "figures": figures})
@@ -190,14 +196,15 @@ def verify(dataset: Path = typer.Argument(..., help="Dataset directory."),
 
 
 @app.command()
-def gc(dataset: Path = typer.Argument(..., help="Dataset directory."),
+def gc(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://bucket/prefix/name)."),
        dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
        as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Remove media objects no version references (left by interrupted or refused runs), with their sizes."""
+    from curate.storage import location
     from curate.store import open_dataset
     from curate.verify import collect
 
-    garbage, size = collect(open_dataset(dataset), dry_run=dry_run)
+    garbage, size = collect(open_dataset(location(dataset)), dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "objects": len(garbage), "bytes": size,
                     "removed": [{"path": str(path), "bytes": n} for path, n in garbage]})
@@ -212,15 +219,21 @@ def gc(dataset: Path = typer.Argument(..., help="Dataset directory."),
 
 @app.command()
 def export(ref: str = typer.Argument(..., help="PATH[@vNNNN|@latest]."),
-           to: Path = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into."),
+           to: str = typer.Option(..., "--to", help="New folder to write split/label/file + labels.csv into."),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
            format: str = typer.Option("labels", "--format", help="labels: labels.csv that `curate import` reads "
                                       "back; hf: split folders with metadata.csv (datasets imagefolder/audiofolder)."),
            ) -> None:
     """Export a version as plain folders split/label/file plus labels.csv (or the Hugging Face folder layout)."""
+    from curate.exceptions import BadInput
     from curate.export import export_version
+    from curate.storage import is_url
     from curate.store import load_ref, refuse_inside_dataset
 
+    if is_url(to):  # typer would fold 's3://b/x' into a local folder 's3:/b/x'
+        raise BadInput(f"--to: {to} is a URL; curate export writes a local folder (copy it to object storage "
+                       "afterwards, or import it into an s3:// dataset)")
+    to = Path(to)
     refuse_inside_dataset(to, "--to")
     version = load_ref(ref)
     n = export_version(version, to, format)

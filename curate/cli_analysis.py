@@ -182,16 +182,17 @@ def audit(predictions: Path = typer.Argument(..., help="Predictions CSV: id,pred
 
 
 @app.command()
-def history(dataset: Path = typer.Argument(..., help="Dataset directory."),
+def history(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://bucket/prefix/name)."),
             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Lineage of versions: parent, recipe, seed, items added/removed, gate verdict, accuracy before -> after."""
     from rich.markup import escape
     from rich.table import Table
 
     from curate.history import history as lineage
+    from curate.storage import location
     from curate.store import open_dataset
 
-    ds = open_dataset(dataset)
+    ds = open_dataset(location(dataset))
     rows = lineage(ds)
     if as_json:
         print_json(rows)

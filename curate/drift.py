@@ -181,8 +181,10 @@ class Side:
 def is_dataset_ref(text: str) -> bool:
     from curate.store import split_ref
 
+    from curate.storage import is_url
+
     path, _ = split_ref(text)
-    return (path / "dataset.json").is_file()
+    return is_url(path) or (path / "dataset.json").is_file()
 
 
 def load_side(ref: str, include_augmented: bool = False, progress=None, folder_allowed: bool = True) -> Side:

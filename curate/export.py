@@ -87,6 +87,9 @@ def export_version(version, to: str | os.PathLike, format: str = "labels") -> in
                                                   ("object", "ext", "media", "label", "tags", "split")], *metadata]
     else:
         header = ["path", *[c for c in CORE_COLUMNS if c not in ("object", "ext", "media")], *metadata]
+    prefetch = getattr(version.dataset, "prefetch", None)
+    if prefetch is not None:  # a dataset on object storage: fetched in batches into the local cache first
+        prefetch(zip(frame["object"], frame["ext"]))
     temp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     temp.mkdir(parents=True)
     try:

@@ -283,6 +283,9 @@ def _cached(version, kind: str, compute: Callable[[str, Path], object], ids: Seq
     if missing:
         from curate.compute import one_blas_thread
 
+        prefetch = getattr(version.dataset, "prefetch", None)
+        if prefetch is not None:  # a dataset on object storage: fetch the objects in batches, not one by one
+            prefetch([(digest, ext) for _, digest, ext, _ in missing])
         siblings = _siblings(version, kind, pack)
         with one_blas_thread():  # per-item features are small products: threads cost more than they give
             for _, digest, ext, media in (progress(missing, f"features {kind}") if progress else missing):

@@ -675,7 +675,10 @@ def _store_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) 
     written and before any is renamed to its object name, one after the renames: a stored name never holds a
     partial object, and every object is on disk before the version that references it. Temporaries a crash leaves
     are removed by the next writer (Dataset.sweep_temporaries); objects written by an import that never commits
-    are unreferenced, for `curate gc`."""
+    are unreferenced, for `curate gc`. On object storage each new object is uploaded (a conditional create)."""
+    if getattr(dataset, "remote", None) is not None:
+        _upload_objects(dataset, table, keep, found)
+        return
     objects = os.fspath(dataset.path / "objects")
     folders = set(os.listdir(objects)) if os.path.isdir(objects) else set()   # objects/ab/: at most 256
     todo: dict[str, tuple[str, str, str]] = {}
@@ -713,6 +716,30 @@ def _store_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) 
         for temp, _ in names[renamed:]:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _upload_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) -> None:
+    """The objects the remote store lacks, uploaded (write-once); a file changed since it was probed is refused."""
+    import hashlib
+
+    present = dataset.stored_objects()   # one listing, not a request per row
+    todo: dict[str, tuple[str, str, str]] = {}
+    for i in keep:
+        ext, digest = found[i][2], found[i][3]
+        if digest not in todo and dataset.object_url(digest, ext) not in present:
+            todo[digest] = (table.files[i], ext, table.ids[i])
+    batch: dict[tuple[str, str], bytes] = {}
+    for digest, (file, ext, item) in todo.items():
+        with open(file, "rb") as f:
+            data = f.read()
+        stored = hashlib.sha256(data).hexdigest()
+        if stored != digest:
+            raise BadInput(_changed(item, digest, stored))
+        batch[(digest, ext)] = data
+        if len(batch) >= 64:  # uploaded concurrently, a bounded batch at a time
+            dataset.put_objects(batch)
+            batch = {}
+    dataset.put_objects(batch)
 
 
 def _changed(item: str, digest: str, stored: str) -> str:

@@ -24,6 +24,14 @@ Commit protocol (curate.version.StagedVersion), with what a reader sees if the w
     commit.ref      LATEST written to a temporary name                         -> new state
     commit.done     LATEST renamed into place                                  -> new state, LATEST current
 Objects written by a run that never reaches commit.rename are unreferenced: `curate gc` lists and removes them.
+
+On object storage (a reference `s3://bucket/prefix/name[@vNNNN]`, or any fsspec URL) the layout is the same, but
+there is no rename and no O_EXCL: curate.remote.RemoteDataset uploads a version's files first and makes the
+conditional create of its version.json the commit point (a second writer can neither overwrite the files nor
+commit the same number); a lock there carries a lease, since no pid can be checked on another machine, and a lock
+past its lease is taken over. Its docstring gives the crash points and what a reader sees after each. Local paths
+never go through it: they keep the code path below (O_EXCL lock, fsync, atomic rename), which writes the same bytes
+and prints the same messages as before datasets could live on object storage.
 """
 from __future__ import annotations
 
@@ -42,6 +50,7 @@ from typing import Any, Iterator, Mapping
 
 from curate.exceptions import BadInput, StoreLocked
 from curate.files import atomic_write, durable_write, fsync_file, sha256_bytes, utc_now, utc_stamp
+from curate.storage import is_url, location
 from curate.version import StagedVersion, Version
 
 FORMAT = "rubbersheet-dataset"
@@ -65,19 +74,24 @@ def version_name(number: int) -> str:
 
 
 def split_ref(ref: str | os.PathLike) -> tuple[Path, str]:
-    """'PATH[@vNNNN|@latest]' -> (path, 'vNNNN' or 'latest'). An '@' not followed by a version is part of the path."""
+    """'PATH[@vNNNN|@latest]' -> (path, 'vNNNN' or 'latest'). An '@' not followed by a version is part of the path.
+    A URL ('s3://bucket/prefix/name[@vNNNN]') stays a str (a Path would fold its '//')."""
     text = os.fspath(ref)
     if "@" in text:
         head, _, tail = text.rpartition("@")
         match = _REF_SUFFIX.match(tail)
         if match and head:
-            return Path(head), (version_name(int(match.group(1))) if match.group(1) else "latest")
+            return location(head), (version_name(int(match.group(1))) if match.group(1) else "latest")
         if tail.lower().startswith("v") or tail.lower() == "":
             raise BadInput(f"{text}: bad version reference '@{tail}' (expected @vNNNN or @latest)")
-    return Path(text), "latest"
+    return location(text), "latest"
 
 
 def open_dataset(path: str | os.PathLike, *, create: bool = False) -> "Dataset":
+    if is_url(path):
+        from curate.remote import open_remote
+
+        return open_remote(str(path), create=create)
     root = Path(path)
     marker = root / "dataset.json"
     if marker.is_file():
@@ -85,11 +99,7 @@ def open_dataset(path: str | os.PathLike, *, create: bool = False) -> "Dataset":
             meta = json.loads(marker.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise BadInput(f"{marker}: not valid JSON ({exc})") from None
-        if meta.get("format") != FORMAT:
-            raise BadInput(f"{marker}: not a rubbersheet dataset (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise BadInput(f"{marker}: dataset format {meta['format_version']} is newer than this rubbersheet "
-                           f"({package_version()}) understands; upgrade rubbersheet")
+        check_format(marker, meta)
         return Dataset(root, meta)
     if not create:
         if root.exists():
@@ -107,6 +117,24 @@ def open_dataset(path: str | os.PathLike, *, create: bool = False) -> "Dataset":
     return Dataset(root, meta)
 
 
+def check_format(marker: Path | str, meta: dict[str, Any]) -> None:
+    """Refuse a dataset.json that is not ours, or that a newer rubbersheet wrote."""
+    if meta.get("format") != FORMAT:
+        raise BadInput(f"{marker}: not a rubbersheet dataset (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise BadInput(f"{marker}: dataset format {meta['format_version']} is newer than this rubbersheet "
+                       f"({package_version()}) understands; upgrade rubbersheet")
+
+
+def existing_dataset(path: Path | str) -> "Dataset | None":
+    """The dataset at `path` when one is there (with or without versions), else None."""
+    if is_url(path):
+        from curate.remote import open_remote
+
+        return open_remote(str(path), missing_ok=True)
+    return open_dataset(path) if (Path(path) / "dataset.json").is_file() else None
+
+
 def load_ref(ref: str | os.PathLike) -> "Version":
     """Open the version a reference names: 'PATH', 'PATH@latest' or 'PATH@vNNNN'."""
     path, version = split_ref(ref)
@@ -114,17 +142,31 @@ def load_ref(ref: str | os.PathLike) -> "Version":
 
 
 class Dataset:
+    """A dataset in a local directory. curate.remote.RemoteDataset is the same on object storage: it overrides the
+    few methods below that touch the bytes (listing, records, the ref, objects, the lock, staging)."""
+
     def __init__(self, path: Path, meta: dict[str, Any]):
         self.path = path
         self.meta = meta
         self._lock_depth = 0  # the lock is re-entrant for this object: a runner holds it and commits inside
+
+    _staging = StagedVersion
+
+    @property
+    def location(self) -> Path | str:
+        """Where the dataset is, as references and messages name it (the directory; a URL on object storage)."""
+        return self.path
+
+    def where(self, key: str) -> Path | str:
+        """A file of the dataset ('versions/v0001/version.json') as messages name it."""
+        return self.path / key
 
     @property
     def name(self) -> str:
         return str(self.meta.get("name") or self.path.name)
 
     def __repr__(self) -> str:
-        return f"Dataset({str(self.path)!r}, versions={len(self.versions())})"
+        return f"Dataset({str(self.location)!r}, versions={len(self.versions())})"
 
     def versions(self) -> list[str]:
         """Committed versions, oldest first (temporary directories of unfinished commits are never listed)."""
@@ -155,55 +197,95 @@ class Dataset:
             return
         latest = names[-1]
         try:
-            recorded = json.loads((self.path / "versions" / latest / "version.json").read_text(encoding="utf-8"))
+            recorded = json.loads(self.version_record(latest).decode("utf-8"))
         except (OSError, ValueError):
             recorded = {}
         if recorded.get("version") != latest:
-            raise BadInput(f"{self.path / 'versions' / latest}: its version.json says version "
+            raise BadInput(f"{self.where('versions/' + latest)}: its version.json says version "
                            f"{recorded.get('version')!r}, not {latest!r} (copied or renamed by hand?); run "
-                           f"`curate verify {self.path}` and remove what does not belong")
+                           f"`curate verify {self.location}` and remove what does not belong")
         record = self._record_digest(latest)
-        marker = self.path / "LATEST"
-        current = marker.read_text(encoding="utf-8").split() if marker.is_file() else []
+        marker = self.where("LATEST")
+        current = self.read_ref()
         if current == [latest, record] or current == [latest]:
             if len(current) == 1:  # written by an older rubbersheet: add the digest
-                atomic_write(marker, f"{latest} {record}\n".encode())
+                self.write_ref(f"{latest} {record}\n".encode())
             return
         interrupted = not current or (len(current) == 2 and current[0] in names[:-1] and
                                       current[1] == self._record_digest(current[0]))
         if not interrupted:
             raise BadInput(f"{marker}: says {' '.join(current) or 'nothing'}, but the newest version is {latest} "
                            f"(sha256 {record[:12]}...): not what an interrupted commit leaves. Run `curate verify "
-                           f"{self.path}`; once the versions are as they should be, delete {marker} and the next "
+                           f"{self.location}`; once the versions are as they should be, delete {marker} and the next "
                            "writer rewrites it")
-        atomic_write(marker, f"{latest} {record}\n".encode())
+        self.write_ref(f"{latest} {record}\n".encode())
+
+    def read_ref(self) -> list[str]:
+        """LATEST's fields ([] when it is missing)."""
+        marker = self.path / "LATEST"
+        return marker.read_text(encoding="utf-8").split() if marker.is_file() else []
+
+    def write_ref(self, data: bytes, step: str | None = None) -> None:
+        atomic_write(self.path / "LATEST", data, step=step)
+
+    def version_record(self, name: str) -> bytes:
+        """The bytes of a version's version.json."""
+        return (self.path / "versions" / name / "version.json").read_bytes()
+
+    def version_file(self, name: str, file_name: str) -> bytes | None:
+        """A file of a version (manifest, report), or None when it is missing."""
+        path = self.path / "versions" / name / file_name
+        return path.read_bytes() if path.is_file() else None
+
+    def version_file_names(self, name: str) -> list[str]:
+        return sorted(p.name for p in (self.path / "versions" / name).iterdir())
 
     def _record_digest(self, name: str) -> str:
-        return sha256_bytes((self.path / "versions" / name / "version.json").read_bytes())
+        return sha256_bytes(self.version_record(name))
 
     def load(self, ref: str = "latest") -> "Version":
         name = self.latest() if ref == "latest" else ref
         if name is None:
-            raise BadInput(f"{self.path}: dataset has no versions yet")
+            raise BadInput(f"{self.location}: dataset has no versions yet")
         match = _REF_SUFFIX.match(name)
         if match and match.group(1):
             name = version_name(int(match.group(1)))
         directory = self.path / "versions" / name
         if not (directory / "version.json").is_file():
             known = ", ".join(self.versions()) or "none"
-            raise BadInput(f"{self.path}@{name}: no such version (versions: {known})")
+            raise BadInput(f"{self.location}@{name}: no such version (versions: {known})")
         return Version(self, directory)
 
     def object_path(self, digest: str, ext: str) -> Path:
         return self.path / "objects" / digest[:2] / f"{digest}.{ext}"
+
+    def object_url(self, digest: str, ext: str) -> str:
+        """Where a worker reads the object: a local absolute path here (a URL on object storage)."""
+        return str(self.object_path(digest, ext).absolute())
+
+    def has_object(self, digest: str, ext: str) -> bool:
+        return self.object_path(digest, ext).is_file()
+
+    def prefetch(self, pairs) -> None:
+        """Make `object_path` of these (digest, ext) cheap (object storage fetches them in one batch); here a no-op."""
+
+    def stored_objects(self) -> dict[Path | str, int]:
+        """Every stored object (as messages name it) with its size."""
+        return {p: p.stat().st_size for p in (self.path / "objects").glob("*/*")
+                if p.is_file() and not p.name.startswith(".")}
+
+    def remove_objects(self, names) -> None:
+        """Delete stored objects named as `stored_objects` names them (gc, discard: under the lock)."""
+        for name in names:
+            Path(name).unlink(missing_ok=True)
 
     def bring_objects(self, view) -> int:
         """Copy into this store the objects of `view` (a version of another dataset) that it lacks; returns how
         many were copied. Call it under the lock, so `curate gc` cannot remove them before the commit."""
         copied = 0
         for digest, ext in set(zip(view.manifest["object"], view.manifest["ext"])):
-            if not self.object_path(digest, ext).is_file():
-                put_object(self.path, view.dataset.object_path(digest, ext), ext)
+            if not self.has_object(digest, ext):
+                self.put_object(view.dataset.object_path(digest, ext), ext)
                 copied += 1
         return copied
 
@@ -301,17 +383,17 @@ class Dataset:
             parent = info.pop("parent", "latest")
             parent = latest if parent == "latest" else parent
             if parent is not None and parent not in self.versions():
-                raise BadInput(f"commit: parent {parent!r} is not a version of {self.path}")
+                raise BadInput(f"commit: parent {parent!r} is not a version of {self.location}")
             if parent != latest and not rejected:
                 names = self.versions()
                 newer = names[names.index(parent) + 1:] if parent else names
-                raise BadInput(f"commit: {self.path}@{parent} is not the latest version (newer: {', '.join(newer)}); "
+                raise BadInput(f"commit: {self.location}@{parent} is not the latest version (newer: {', '.join(newer)}); "
                                "a version made from it would drop what they added")
             frame = self._store_media(frame, media)
             existing = self.version_dirs()
             number = int(existing[-1][1:]) + 1 if existing else 1
             name = f"rejected-{utc_stamp()}" if rejected else version_name(number)
-            version = StagedVersion(self, name, parent, frame, info)
+            version = self._staging(self, name, parent, frame, info)
             staged = True
             return version
         finally:
@@ -331,7 +413,7 @@ class Dataset:
                 objects[index] = digest
             elif objects[index] is None:
                 raise BadInput(f"manifest item {item_id!r}: no media given and no stored object")
-            elif not self.object_path(objects[index], ext).is_file():
+            elif not self.has_object(objects[index], ext):
                 raise BadInput(f"manifest item {item_id!r}: object {objects[index]}.{ext} is not in the store "
                                "and no media was given for it")
         frame = frame.copy()
@@ -349,9 +431,15 @@ class Dataset:
 
 
 def put_object(root: str | os.PathLike, content: bytes | os.PathLike, ext: str) -> str:
-    """Store media in the dataset at `root` by content hash; safe from several processes at once (each write goes
-    to a temporary name and is renamed into place; an existing object is never rewritten). Returns the hash."""
+    """Store media in the dataset at `root` (a directory, or a URL on object storage) by content hash; safe from
+    several processes at once (each write goes to a temporary name and is renamed into place, or is a conditional
+    create; an existing object is never rewritten). Returns the hash."""
     from curate.media import sha256_file
+
+    if is_url(root):
+        from curate.remote import put_remote_object
+
+        return put_remote_object(str(root), content, ext)
 
     digest = hashlib.sha256(content).hexdigest() if isinstance(content, (bytes, bytearray, memoryview)) \
         else sha256_file(Path(content))
@@ -380,6 +468,8 @@ def _write_object(target: Path, content: bytes | os.PathLike) -> None:
 
 def inside_dataset(path: str | os.PathLike) -> Path | None:
     """The dataset directory that `path` lies in (or is), if any: nothing but the store may write there."""
+    if is_url(path):
+        return None  # a prefix on object storage: the store's own checks (dataset.json) apply there
     here = Path(path).resolve()
     for folder in (here, *here.parents):
         if (folder / "dataset.json").is_file():

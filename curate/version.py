@@ -133,7 +133,7 @@ class StagedVersion(MediaByManifest):
 
     @property
     def ref(self) -> str:
-        return f"{self.dataset.path}@{self.name}"
+        return f"{self.dataset.location}@{self.name}"
 
     def __repr__(self) -> str:
         return f"StagedVersion({self.ref!r})"
@@ -153,7 +153,7 @@ class StagedVersion(MediaByManifest):
         (so editing any committed version is seen by its child, and the newest one by LATEST)."""
         parent_sha256 = None
         if self.parent is not None:
-            parent_sha256 = sha256_bytes((self.dataset.path / "versions" / self.parent / "version.json").read_bytes())
+            parent_sha256 = sha256_bytes(self.dataset.version_record(self.parent))
         return version_json_bytes({**self.info, "files": dict(sorted(self._files.items())),
                                    "parent_sha256": parent_sha256})
 
@@ -213,17 +213,20 @@ class StagedVersion(MediaByManifest):
 
 
 class Version(MediaByManifest):
-    def __init__(self, dataset: "Dataset", path: Path):
+    """A committed version. `path` is its directory (for a dataset on object storage, its verified copy in the
+    local cache, curate.storage), `name` its vNNNN."""
+
+    def __init__(self, dataset: "Dataset", path: Path, name: str | None = None):
         self.dataset = dataset
         self.path = path
-        self.name = path.name
+        self.name = name or path.name
 
     def __repr__(self) -> str:
-        return f"Version({str(self.dataset.path)!r}@{self.name})"
+        return f"Version({str(self.dataset.location)!r}@{self.name})"
 
     @property
     def ref(self) -> str:
-        return f"{self.dataset.path}@{self.name}"
+        return f"{self.dataset.location}@{self.name}"
 
     @cached_property
     def info(self) -> dict[str, Any]:
@@ -251,6 +254,7 @@ class Version(MediaByManifest):
         if wanted is not None:
             frame = frame[frame["split"].isin(wanted)]
         frame = frame.reset_index(drop=True).copy()
+        self.dataset.prefetch(zip(frame["object"], frame["ext"]))
         frame["path"] = [str(self.dataset.object_path(d, e).absolute()) for d, e in zip(frame["object"], frame["ext"])]
         return frame
 

@@ -88,3 +88,14 @@ def media_folder(tmp_path) -> Path:
         "img/wood_01.png,defect,wood;scratch,,,defect;ok,\n"
     )
     return src
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 (tests/s3_server.py) with one bucket; fsspec/s3fs and subprocesses point at it
+    through the environment. Started once per session, stopped at its end."""
+    from s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3-cache")).start()
+    yield server
+    server.stop()

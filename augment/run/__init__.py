@@ -35,7 +35,7 @@ class Source:
     what the gate compares with; `base` is what the candidate starts from: the view, plus the items this recipe
     already wrote into another `output` dataset."""
     view: Any
-    output: Path
+    output: Path | str                # a directory, or a URL on object storage
     folder: Optional[Path] = None
     base: Any = None
 
@@ -47,18 +47,22 @@ class Source:
 def open_source(recipe, output: str | None = None) -> Source:
     """Resolve the recipe's source and output; refuses (before anything is written) a source that is an older
     version of the output dataset, since a version made from it would drop what the newer ones added."""
-    from curate.store import open_dataset, refuse_inside_dataset, split_ref
+    from curate.storage import is_url, location
+    from curate.store import existing_dataset, open_dataset, refuse_inside_dataset, split_ref
 
     source_path, source_version = split_ref(recipe.dataset)
-    target = Path(output or recipe.output or source_path)
+    target = location(output or recipe.output or source_path)
     refuse_inside_dataset(target, "output", dataset_itself=True)
-    if (source_path / "labels.csv").is_file() and not (source_path / "dataset.json").is_file():
-        if (target / "dataset.json").is_file() and open_dataset(target).latest() is not None:
-            return Source(open_dataset(target).load("latest"), target)
+    output_dataset = existing_dataset(target) if is_url(target) else None  # reach the store first: one line
+    if not is_url(source_path) and (source_path / "labels.csv").is_file() and \
+            not (source_path / "dataset.json").is_file():
+        existing = output_dataset if is_url(target) else existing_dataset(target)
+        if existing is not None and existing.latest() is not None:
+            return Source(existing.load("latest"), target)
         # not imported yet, or a first import that died before its version: (re-)import it cleanly
         return Source(folder_view(source_path), target, folder=source_path)
     view = open_dataset(source_path).load(source_version)
-    if target.resolve() == source_path.resolve():
+    if _same_place(target, source_path):
         latest = view.dataset.latest()
         if view.name != latest:
             names = view.dataset.versions()
@@ -70,17 +74,26 @@ def open_source(recipe, output: str | None = None) -> Source:
     return Source(view, target, base=_base_in_output(recipe, view, target))
 
 
-def _base_in_output(recipe, view, target: Path):
+def _same_place(a: Path | str, b: Path | str) -> bool:
+    from curate.storage import is_url
+
+    if is_url(a) or is_url(b):
+        return str(a) == str(b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _base_in_output(recipe, view, target: Path | str):
     """The candidate's starting rows when the recipe writes into another dataset: the source's rows plus the items
     this recipe made there before. Anything else the output holds would be dropped by the new version: refused."""
     import pandas as pd
 
-    from curate.store import open_dataset
+    from curate.store import existing_dataset
     from curate.view import MemoryView
 
-    if not (target / "dataset.json").is_file() or open_dataset(target).latest() is None:
+    output = existing_dataset(target)
+    if output is None or output.latest() is None:
         return None
-    existing = open_dataset(target).load("latest")
+    existing = output.load("latest")
     rows = existing.manifest
     mine = rows[(rows["recipe"] == recipe.name) & ~rows["id"].isin(set(view.manifest["id"]))]
     columns = ["id", "object", "label", "split"]
@@ -177,6 +190,16 @@ def connected(executor) -> Iterator[Any]:
             close()
 
 
+def _refuse_ray_on_object_storage(executor, source: Source) -> None:
+    """Ray tasks name the store by a path every node reads (or the driver stores what they send back); a dataset on
+    object storage runs with the local pool, whose workers read and write the bucket themselves."""
+    from curate.storage import is_url
+
+    if getattr(executor, "name", None) == "ray" and is_url(source.output):
+        raise BadInput(f"--executor ray: {source.output} is on object storage, which the Ray executor does not write "
+                       "to yet; use --executor local (its workers read and write the bucket)")
+
+
 def run_recipe(loaded, *, output: str | None = None, workers: int | None = None, dry_run: bool = False,
                force: bool = False, executor=None, progress: Callable | None = None,
                command: str | None = None, on_plan: Callable[[Plan], Any] | None = None) -> RunResult:
@@ -190,6 +213,7 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
 
     gate_config(loaded)  # a bad curation setting is refused before anything is made
     source = open_source(loaded.recipe, output)
+    _refuse_ray_on_object_storage(executor, source)
     plan = make_plan(loaded, source.start)
     if on_plan is not None:
         on_plan(plan)

@@ -73,7 +73,10 @@ def produce(task: Task) -> tuple[str, bytes, str, list[dict]]:
 
 def _produce(task: Task) -> tuple[str, bytes, str, list[dict]]:
     from curate.media import read_audio, read_image
+    from curate.storage import is_url, local_copy
 
+    if is_url(task.path):  # a source object on object storage: read through the local cache (sha256 checked)
+        task = replace(task, path=str(local_copy(task.path)))
     pipeline = _PIPELINES.get(task.tag) or _PIPELINES["*"]
     rng = np.random.default_rng(np.random.SeedSequence(list(task.entropy)))
     buffer = io.BytesIO()
@@ -203,7 +206,7 @@ def execute(plan: Plan, loaded, source, dataset, executor, progress: Callable | 
         getattr(stream, "close", lambda: None)()  # stop the workers before their half-written files are swept
         dataset.sweep_temporaries()
         count = len(made["id"])
-        stored_note = f"; `curate gc {dataset.path}` removes the {count} object(s) it stored" if count else ""
+        stored_note = f"; `curate gc {dataset.location}` removes the {count} object(s) it stored" if count else ""
         raise BadInput(f"item {failure.item_id!r} (source {failure.source_id!r}) failed: {failure.message}; "
                        f"no version written{stored_note}") from None
     if getattr(executor, "shared", None):  # a worker killed mid-write (and retried) may have left a temporary
@@ -230,7 +233,12 @@ def _new_rows(manifest, tasks: list[Task], made: dict[str, list], recipe: str):
 
 def canonical_task(task: Task, dataset, digest: str, ext: str) -> Task:
     """The task as it travels: the store as an absolute path, the source as its object in that store (the run
-    copied the source's objects there) or, when the store lacks it, the absolute path the plan found."""
+    copied the source's objects there) or, when the store lacks it, the absolute path the plan found. A store on
+    object storage travels as its URL, and so does the source object: workers read and write the bucket."""
+    from curate.storage import is_url
+
+    if is_url(dataset.location):
+        return replace(task, store=dataset.location, path=dataset.object_url(digest, ext))
     stored = Path(dataset.object_path(digest, ext)).absolute()
     path = stored if stored.is_file() else Path(os.path.abspath(task.path))
     return replace(task, store=os.path.abspath(dataset.path), path=str(path))

@@ -202,13 +202,23 @@ def make_plan(loaded, source) -> Plan:
             if item in existing_ids:
                 already += 1
                 continue
-            tasks.append(Task(item, tag, row.id, copy, str(source.dataset.object_path(row.object, row.ext)),
+            tasks.append(Task(item, tag, row.id, copy, _object_location(source.dataset, row.object, row.ext),
                               row.media, (recipe.seed, stable_hash(row.id), copy, stable_hash(tag)), label, tags))
             planned += 1
         existing += already
         per_tag[tag] = TagPlan(len(sources), recipe.per_source, budget or 0, planned, already)
     previous = sorted(i for i, r in zip(manifest["id"], manifest["recipe"]) if r == recipe.name and i not in wanted)
     return Plan(tasks, per_tag, existing, previous, recipe.previous == "keep")
+
+
+def _object_location(store, digest: str, ext: str) -> str:
+    """Where the task finds its source: the object's path, or its URL on object storage (not fetched here: the
+    plan reads nothing)."""
+    from curate.storage import is_url
+
+    if is_url(getattr(store, "location", "")):
+        return store.object_url(digest, ext)
+    return str(store.object_path(digest, ext))
 
 
 def reviewed_out(view) -> set[str]:
