@@ -180,9 +180,10 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def clusters(tmp_path_factory):
+def clusters(tmp_path_factory, s3):
     """The two-node test cluster (auth disabled) and a one-node cluster with token authentication, started side by
-    side and stopped at the end whatever happens."""
+    side and stopped at the end whatever happens. The nodes start with the test S3 server's endpoint and
+    credentials in their environment (the `s3` fixture), as real nodes are configured for their object store."""
     token = uuid.uuid4().hex * 2
     main = Cluster(tmp_path_factory.mktemp("ray-cluster"))
     guarded = Cluster(tmp_path_factory.mktemp("ray-token"), auth={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
@@ -275,6 +276,39 @@ def test_two_nodes_give_the_local_pools_items_with_and_without_shared_storage(ra
     assert candidate(recipe, tmp_path / "copied", executor) == (fingerprint, made)
     assert executor.shared is False and len(executor.nodes) == 2
     assert not list((tmp_path / "copied" / "objects").glob(".probe-*"))
+
+
+@needs_ray
+def test_a_dataset_on_object_storage_gives_the_local_pools_items_on_two_nodes(ray_env, reference, s3, tmp_path):
+    """The source dataset in the bucket (moto's server): with every node reaching the bucket and the beds, workers
+    read the sources from the bucket and write the new objects to it; with the beds hidden from a node, the
+    driver fetches and ships the sources and writes what comes back. Both give the local pool's fingerprint and
+    objects, and the bucket then holds every object made."""
+    from augment.run.cluster import RayExecutor
+    from curate.importer import import_folder
+
+    _, fingerprint, made = reference
+    url = s3.url("speech")
+    import_folder(SAMPLE_MEDIA / "speech", url)
+    recipe = recipe_file(tmp_path, url, budget=24, text=FAST_RECIPE)
+    executor = RayExecutor(ray_env.address)
+    assert candidate(recipe, url, executor) == (fingerprint, made)
+    assert executor.shared is True and len(executor.nodes) == 2
+    assert made <= stored_digests(url)
+
+    url = s3.url("speech")
+    import_folder(SAMPLE_MEDIA / "speech", url)
+    recipe = recipe_file(tmp_path, url, budget=24, text=FAST_RECIPE, name="copied.yaml")
+    ray_env.hide("second", SAMPLE_MEDIA)
+    executor = RayExecutor(ray_env.address)
+    assert candidate(recipe, url, executor) == (fingerprint, made)
+    assert executor.shared is False
+    assert made <= stored_digests(url)
+    assert not [e.key for e in curate.open(url).remote.list("objects") if "/.probe-" in e.key]
+
+
+def stored_digests(url: str) -> set[str]:
+    return {name.rsplit("/", 1)[1].split(".")[0] for name in curate.open(url).stored_objects()}
 
 
 @needs_ray

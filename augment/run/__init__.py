@@ -190,16 +190,6 @@ def connected(executor) -> Iterator[Any]:
             close()
 
 
-def _refuse_ray_on_object_storage(executor, source: Source) -> None:
-    """Ray tasks name the store by a path every node reads (or the driver stores what they send back); a dataset on
-    object storage runs with the local pool, whose workers read and write the bucket themselves."""
-    from curate.storage import is_url
-
-    if getattr(executor, "name", None) == "ray" and is_url(source.output):
-        raise BadInput(f"--executor ray: {source.output} is on object storage, which the Ray executor does not write "
-                       "to yet; use --executor local (its workers read and write the bucket)")
-
-
 def run_recipe(loaded, *, output: str | None = None, workers: int | None = None, dry_run: bool = False,
                force: bool = False, executor=None, progress: Callable | None = None,
                command: str | None = None, on_plan: Callable[[Plan], Any] | None = None) -> RunResult:
@@ -213,7 +203,6 @@ def run_recipe(loaded, *, output: str | None = None, workers: int | None = None,
 
     gate_config(loaded)  # a bad curation setting is refused before anything is made
     source = open_source(loaded.recipe, output)
-    _refuse_ray_on_object_storage(executor, source)
     plan = make_plan(loaded, source.start)
     if on_plan is not None:
         on_plan(plan)

@@ -13,6 +13,9 @@ NFS, a cluster file system), workers read sources and assets there and write obj
 Otherwise the driver ships the source bytes (one `ray.put` per chunk) and the assets (one `ray.put` per run)
 through Ray's object store and stores the bytes the workers send back, so no shared filesystem is needed; those
 tasks carry the driver's paths only as file:// names for messages, nothing a worker could open.
+A dataset on object storage (s3://...) is probed the same way, the marker being an object in the bucket: nodes
+that reach the bucket (their own credentials and endpoint) and the beds read sources from the bucket and write
+objects to it; otherwise the driver fetches the sources through its cache, ships them, and uploads the results.
 `RUBBERSHEET_RAY_STORAGE=shared|copy` overrides the probe's answer. A worker that cannot read an input fails
 with "worker on NODE cannot read URI".
 
@@ -31,6 +34,7 @@ import io
 import itertools
 import logging
 import os
+import posixpath
 import socket
 import sys
 import tempfile
@@ -44,6 +48,7 @@ from augment.run.assets import Asset, materialise, payload, rebind, record_names
 from augment.run.execute import CHUNK, ItemFailed, Pipelines, Result, chunks, init_worker, produce, store_result
 from augment.run.plan import Task
 from curate.exceptions import BadInput
+from curate.storage import is_url
 
 STORAGE_ENV = "RUBBERSHEET_RAY_STORAGE"
 UNSEEN_ENV = "RUBBERSHEET_RAY_TEST_UNSEEN"
@@ -111,9 +116,22 @@ def _unseen(path: str) -> bool:
 
 
 def _readable(path: str) -> str | None:
-    """None when this worker can read `path` (a file, or a folder's listing); else why not."""
+    """None when this worker can read `path` (a file, a folder's listing, or an object on object storage); else
+    why not."""
     if _unseen(path):
         return "No such file or directory (hidden from this node by the test hook)"
+    if is_url(path):
+        from curate.storage import describe_failure, filesystem
+
+        try:
+            filesystem(path).cat_file(path, start=0, end=1)
+        except Exception as exc:  # noqa: BLE001 - credentials, endpoint, missing object: the reason, in one line
+            described = describe_failure(path, exc)
+            if described:
+                return described.split(": ", 1)[1]
+            return "No such object" if isinstance(exc, FileNotFoundError) else \
+                f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        return None
     try:
         if os.path.isdir(path):
             os.listdir(path)
@@ -126,13 +144,25 @@ def _readable(path: str) -> str | None:
 
 
 def _cannot_read(path: str, reason: str) -> str:
-    return f"worker on {node_name()} cannot read {Path(path).as_uri()} ({reason})"
+    return f"worker on {node_name()} cannot read {_uri(path)} ({reason})"
+
+
+def _uri(path: str) -> str:
+    return path if is_url(path) else Path(path).as_uri()
+
+
+def _read_text(path: str) -> str:
+    if is_url(path):
+        from curate.storage import filesystem
+
+        return filesystem(path).cat_file(path).decode()
+    return Path(path).read_text()
 
 
 def probe_node(marker: str, paths: list[str]) -> dict[str, Any]:
     """Runs once on every node: who it is, which code it runs, whether it sees the driver's files."""
     missing = next((p for p in [marker, *paths] if _readable(p) is not None), None)
-    if missing is None and Path(marker).read_text() != Path(marker).name:
+    if missing is None and _read_text(marker) != marker.rsplit("/", 1)[-1]:
         missing = marker
     import augment
 
@@ -385,7 +415,7 @@ class RayExecutor:
                 if self.shared:
                     return remote.remote(bundle_ref, chunk, None)
                 sources = ray.put(_source_bytes(chunk))   # the bytes travel; the path only as a name, for messages
-                return remote.remote(bundle_ref, [replace(t, path=Path(t.path).as_uri(), store="") for t in chunk],
+                return remote.remote(bundle_ref, [replace(t, path=_uri(t.path), store="") for t in chunk],
                                      sources)
 
             waiting = chunks(tasks)
@@ -414,18 +444,17 @@ class RayExecutor:
         """Probe every node (code identity, what it sees); True when they all see the driver's files."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        sample = list({str(Path(t.path).parent): t.path for t in tasks}.values())[:64]
+        sample = list({posixpath.dirname(t.path) if is_url(t.path) else str(Path(t.path).parent): t.path
+                       for t in tasks}.values())[:64]
         files = [str(Path(a.absolute) / name) if name else a.absolute
                  for a in pipelines.assets.values() for name, _ in a.files]
-        marker = Path(store) / "objects" / f".probe-{uuid.uuid4().hex}"
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(marker.name)
+        marker = _write_marker(store)
         try:
             nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
             probe = ray.remote(probe_node)
             refs = [probe.options(num_cpus=0, max_retries=3,
                                   scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                    .remote(str(marker), sample + files) for n in nodes]
+                    .remote(marker, sample + files) for n in nodes]
             try:
                 answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
             except ray.exceptions.GetTimeoutError:
@@ -434,7 +463,7 @@ class RayExecutor:
             except ray.exceptions.RayError as exc:
                 raise BadInput(f"--executor ray: a worker could not start: {_ray_error(exc)}") from None
         finally:
-            marker.unlink(missing_ok=True)
+            _remove_marker(marker)
         self.nodes = [a["node"] for a in answers]
         for answer in answers:
             if tuple(answer["identity"]) != tuple(identity):
@@ -449,13 +478,40 @@ class RayExecutor:
         return all(a["missing"] is None for a in answers)
 
 
+def _write_marker(store: str) -> str:
+    """A file (or object) only this run writes in the store: a node that reads it back sees the driver's store."""
+    name = f".probe-{uuid.uuid4().hex}"
+    if is_url(store):
+        from curate.storage import filesystem
+
+        marker = f"{store}/objects/{name}"
+        filesystem(marker).pipe_file(marker, name.encode())
+        return marker
+    path = Path(store) / "objects" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(name)
+    return str(path)
+
+
+def _remove_marker(marker: str) -> None:
+    if is_url(marker):
+        from curate.storage import filesystem
+
+        with contextlib.suppress(Exception):
+            filesystem(marker).rm_file(marker)
+        return
+    Path(marker).unlink(missing_ok=True)
+
+
 def _source_bytes(chunk: list[Task]) -> dict[str, bytes]:
+    from curate.storage import local_copy
+
     out = {}
     for task in chunk:
-        try:
-            out[task.item_id] = Path(task.path).read_bytes()
+        try:   # a source on object storage comes through the driver's cache (its sha256 checked)
+            out[task.item_id] = (local_copy(task.path) if is_url(task.path) else Path(task.path)).read_bytes()
         except OSError as exc:
-            raise ItemFailed(task.item_id, task.source_id, f"the driver cannot read {Path(task.path).as_uri()} "
+            raise ItemFailed(task.item_id, task.source_id, f"the driver cannot read {_uri(task.path)} "
                                                            f"({exc.strerror or exc})") from None
     return out
 
