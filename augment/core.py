@@ -360,7 +360,7 @@ class Sometimes(Transform):
 
 
 # -- registry and dict form ------------------------------------------------------------------------------------
-def _load_families(name: str) -> None:
+def load_families(name: str) -> None:
     """Import the transform families lazily: audio is cheap; image pulls in albumentations only when needed."""
     import importlib
 
@@ -376,7 +376,7 @@ def _load_families(name: str) -> None:
 
 def transform_class(name: str) -> type[Transform]:
     if name not in REGISTRY:
-        _load_families(name)
+        load_families(name)
     if name not in REGISTRY:
         import difflib
 
@@ -596,7 +596,7 @@ def generator(entropy: Any) -> np.random.Generator:
 def catalogue() -> list[dict[str, Any]]:
     """Every registered transform with its parameters: default, whether required, and what it accepts (from the
     class's `params`, the declaration its constructor checks against), for `augment transforms`."""
-    _load_families("")
+    load_families("")
     rows = []
     for name, cls in sorted(REGISTRY.items()):
         doc = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())

@@ -40,11 +40,11 @@ def recipe_schema() -> dict[str, Any]:
 
 
 def _steps() -> list[dict[str, Any]]:
-    from augment.core import REGISTRY, _load_families
+    from augment.core import REGISTRY, load_families
     from augment.inputs import CLIP_POLICIES
     from augment.params import REQUIRED, defaults
 
-    _load_families("")
+    load_families("")
     out = []
     for name, cls in sorted(REGISTRY.items()):
         declared = getattr(cls, "params", {})

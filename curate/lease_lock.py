@@ -67,10 +67,10 @@ class LeaseLock:
                            "expires": time.time() + lease}).encode()
 
     def _take_over(self, raw: bytes, other: dict[str, Any]) -> bool:
-        from curate.store import _is_stale
+        from curate.store import lock_is_stale
 
         expires = other.get("expires")
-        stale = _is_stale(other) or (isinstance(expires, (int, float)) and expires < time.time())
+        stale = lock_is_stale(other) or (isinstance(expires, (int, float)) and expires < time.time())
         if not other:  # unreadable: a writer died between create and write? only once its age passes the lease
             info = self.remote.info(LOCK) or {}
             modified = info.get("LastModified")

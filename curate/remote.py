@@ -46,7 +46,7 @@ from curate.exceptions import BadInput
 from curate.files import crash_point, durable_write, sha256_bytes, utc_now
 from curate.lease_lock import LeaseLock
 from curate.storage import Remote, cache_root, fetch, cached_object, object_key, one_line
-from curate.store import _REF_SUFFIX, _VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format, version_name
+from curate.store import REF_SUFFIX, VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format, version_name
 from curate.version import StagedVersion, Version, version_json_bytes
 
 def open_remote(url: str, *, create: bool = False, missing_ok: bool = False) -> "RemoteDataset | None":
@@ -124,7 +124,7 @@ class RemoteDataset(Dataset):
         found: dict[str, set[str]] = {}
         for entry in self.remote.list("versions"):
             parts = entry.key.split("/")
-            if len(parts) == 3 and _VERSION_DIR.match(parts[1]):
+            if len(parts) == 3 and VERSION_DIR.match(parts[1]):
                 found.setdefault(parts[1], set()).add(parts[2])
         return found
 
@@ -160,10 +160,10 @@ class RemoteDataset(Dataset):
         name = self.latest() if ref == "latest" else ref
         if name is None:
             raise BadInput(f"{self.location}: dataset has no versions yet")
-        match = _REF_SUFFIX.match(name)
+        match = REF_SUFFIX.match(name)
         if match and match.group(1):
             name = version_name(int(match.group(1)))
-        raw = self.remote.read(f"versions/{name}/version.json") if _VERSION_DIR.match(name) else None
+        raw = self.remote.read(f"versions/{name}/version.json") if VERSION_DIR.match(name) else None
         if raw is None:
             known = ", ".join(self.versions()) or "none"
             raise BadInput(f"{self.location}@{name}: no such version (versions: {known})")

@@ -55,8 +55,8 @@ from curate.version import StagedVersion, Version
 
 FORMAT = "rubbersheet-dataset"
 FORMAT_VERSION = 1
-_VERSION_DIR = re.compile(r"^v(\d{4,})$")
-_REF_SUFFIX = re.compile(r"^(?:v?(\d+)|latest)$", re.IGNORECASE)
+VERSION_DIR = re.compile(r"^v(\d{4,})$")
+REF_SUFFIX = re.compile(r"^(?:v?(\d+)|latest)$", re.IGNORECASE)
 _INFO_FIELDS = ("parent", "recipe", "seed", "command", "gate", "sweep", "evaluation", "source")
 
 
@@ -79,7 +79,7 @@ def split_ref(ref: str | os.PathLike) -> tuple[Path, str]:
     text = os.fspath(ref)
     if "@" in text:
         head, _, tail = text.rpartition("@")
-        match = _REF_SUFFIX.match(tail)
+        match = REF_SUFFIX.match(tail)
         if match and head:
             return location(head), (version_name(int(match.group(1))) if match.group(1) else "latest")
         if tail.lower().startswith("v") or tail.lower() == "":
@@ -176,7 +176,7 @@ class Dataset:
         """Every vNNNN directory, complete or not, oldest first (numbers are never reused)."""
         found = []
         for entry in (self.path / "versions").iterdir() if (self.path / "versions").is_dir() else []:
-            match = _VERSION_DIR.match(entry.name)
+            match = VERSION_DIR.match(entry.name)
             if match and entry.is_dir():
                 found.append((int(match.group(1)), entry.name))
         return [name for _, name in sorted(found)]
@@ -247,7 +247,7 @@ class Dataset:
         name = self.latest() if ref == "latest" else ref
         if name is None:
             raise BadInput(f"{self.location}: dataset has no versions yet")
-        match = _REF_SUFFIX.match(name)
+        match = REF_SUFFIX.match(name)
         if match and match.group(1):
             name = version_name(int(match.group(1)))
         directory = self.path / "versions" / name
@@ -316,7 +316,7 @@ class Dataset:
                 break
             except FileExistsError:
                 other = _read_lock(lock_path)
-                if attempt == 0 and (_is_stale(other) or _abandoned(lock_path, other)):
+                if attempt == 0 and (lock_is_stale(other) or _abandoned(lock_path, other)):
                     lock_path.unlink(missing_ok=True)
                     continue
                 raise StoreLocked(
@@ -503,7 +503,7 @@ def _abandoned(path: Path, holder: dict[str, Any]) -> bool:
         return False
 
 
-def _is_stale(holder: dict[str, Any]) -> bool:
+def lock_is_stale(holder: dict[str, Any]) -> bool:
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
     try:
