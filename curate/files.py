@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -62,3 +63,50 @@ def utc_stamp() -> str:
 
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def copy_and_hash(source: str, temp: str) -> str:
+    """Copy `source` to the new file `temp` (read-only, like every object); return the sha256 of what was copied."""
+    digest = hashlib.sha256()
+    reader = os.open(source, os.O_RDONLY)
+    try:
+        writer = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            while block := os.read(reader, 1 << 20):
+                digest.update(block)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(writer, view):]
+            os.fchmod(writer, 0o444)
+        finally:
+            os.close(writer)
+    finally:
+        os.close(reader)
+    return digest.hexdigest()
+
+
+def syncfs_function():
+    """libc's syncfs (Linux): flush one filesystem and wait for it; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    return function
+
+
+def sync_filesystem(syncfs, folder: str) -> None:
+    """syncfs on the filesystem holding `folder`."""
+    import ctypes
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs {folder}: {os.strerror(error)}")
+    finally:
+        os.close(fd)

@@ -32,7 +32,6 @@ messages, same manifest and fingerprint, same store (tests/test_import_fast.py);
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -40,9 +39,7 @@ import math
 import os
 import re
 import stat
-import sys
 import unicodedata
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -505,11 +502,10 @@ def build_manifest(header: list[str], rows: list[_Row], kinds: dict[int, tuple[s
 
 # How the files are probed and stored. Below PARALLEL_MIN_ROWS rows, or when this process already runs other threads
 # (a fork copies their locks mid-use), the files are probed here one by one; otherwise by WORKERS forked processes
-# (None: one per CPU this process may use, at most 16). From BATCH_MIN_OBJECTS new objects on, they are written as
-# a batch made durable by syncfs (Linux) before any of them takes its name, instead of one fsync per object.
+# (None: one per CPU this process may use, at most 16). The new objects are written by Dataset.put_files (a batch
+# made durable by syncfs from curate.store.BATCH_MIN_OBJECTS objects on).
 PARALLEL_MIN_ROWS = 1000
 WORKERS: int | None = None
-BATCH_MIN_OBJECTS = 64
 
 
 def import_folder(src: str | os.PathLike, to: str | os.PathLike, *, skip_bad: bool = False,
@@ -668,54 +664,19 @@ def _manifest(table: _Table, keep: list[int], found: list[tuple]):
 
 # -- storing the objects ---------------------------------------------------------------------------------------
 def _store_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) -> None:
-    """Write the objects the store lacks (call under the dataset's lock, before the version is staged). Each is
-    copied to a temporary name in its objects/ folder and hashed as it is copied (a file changed since it was
-    probed is refused, as the store refuses media that do not match the manifest). A few go through the store's
-    own put_object (fsync, then rename); a batch is made durable by two syncfs calls, one after every temporary is
-    written and before any is renamed to its object name, one after the renames: a stored name never holds a
-    partial object, and every object is on disk before the version that references it. Temporaries a crash leaves
-    are removed by the next writer (Dataset.sweep_temporaries); objects written by an import that never commits
-    are unreferenced, for `curate gc`. On object storage each new object is uploaded (a conditional create)."""
+    """Write the objects the store lacks (call under the dataset's lock, before the version is staged), each
+    hashed as it is copied: a file changed since it was probed is refused, as the store refuses media that do not
+    match the manifest (Dataset.put_files). On object storage each new object is uploaded (a conditional
+    create)."""
     if getattr(dataset, "remote", None) is not None:
         _upload_objects(dataset, table, keep, found)
         return
-    objects = os.fspath(dataset.path / "objects")
-    folders = set(os.listdir(objects)) if os.path.isdir(objects) else set()   # objects/ab/: at most 256
     todo: dict[str, tuple[str, str, str]] = {}
     for i in keep:
-        ext, digest = found[i][2], found[i][3]
-        if digest in todo or (digest[:2] in folders and os.path.exists(f"{objects}/{digest[:2]}/{digest}.{ext}")):
-            continue
-        todo[digest] = (table.files[i], ext, table.ids[i])
-    syncfs = _syncfs_function() if len(todo) >= BATCH_MIN_OBJECTS else None
-    if syncfs is None:
-        for digest, (file, ext, item) in todo.items():
-            stored = dataset.put_object(Path(file), ext)
-            if stored != digest:
-                raise BadInput(_changed(item, digest, stored))
-        return
-    token = uuid.uuid4().hex
-    names: list[tuple[str, str]] = []   # (temporary, object name)
-    renamed = 0
-    try:
-        for digest, (file, ext, item) in todo.items():
-            folder = f"{objects}/{digest[:2]}"
-            if digest[:2] not in folders:
-                os.makedirs(folder, exist_ok=True)
-                folders.add(digest[:2])
-            names.append((f"{folder}/.tmp-{token}-{len(names)}", f"{folder}/{digest}.{ext}"))
-            stored = _copy_and_hash(file, names[-1][0])
-            if stored != digest:
-                raise BadInput(_changed(item, digest, stored))
-        _sync(syncfs, objects)   # every object's bytes on disk before any of them takes its name
-        for temp, name in names:
-            os.replace(temp, name)
-            renamed += 1
-        _sync(syncfs, objects)   # and the names, before the version that references them
-    finally:
-        for temp, _ in names[renamed:]:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        todo.setdefault(found[i][3], (table.files[i], found[i][2], table.ids[i]))
+    items = list(todo.values())
+    dataset.put_files([(file, ext, digest) for digest, (file, ext, _) in todo.items()],
+                      lambda n, stored: BadInput(_changed(items[n][2], list(todo)[n], stored)))
 
 
 def _upload_objects(dataset, table: _Table, keep: list[int], found: list[tuple]) -> None:
@@ -744,54 +705,6 @@ def _upload_objects(dataset, table: _Table, keep: list[int], found: list[tuple])
 
 def _changed(item: str, digest: str, stored: str) -> str:
     return f"manifest item {item!r}: object {digest} does not match the media given (sha256 {stored})"
-
-
-def _copy_and_hash(source: str, temp: str) -> str:
-    """Copy `source` to the new file `temp` (read-only, like every object); return the sha256 of what was copied."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    reader = os.open(source, os.O_RDONLY)
-    try:
-        writer = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            while block := os.read(reader, 1 << 20):
-                digest.update(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(writer, view):]
-            os.fchmod(writer, 0o444)
-        finally:
-            os.close(writer)
-    finally:
-        os.close(reader)
-    return digest.hexdigest()
-
-
-def _syncfs_function():
-    """libc's syncfs (Linux): flush one filesystem and wait for it; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    return function
-
-
-def _sync(syncfs, folder: str) -> None:
-    import ctypes
-
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"syncfs {folder}: {os.strerror(error)}")
-    finally:
-        os.close(fd)
 
 
 def _check_storable(labels: Path, frame) -> None:

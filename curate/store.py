@@ -57,6 +57,7 @@ FORMAT = "rubbersheet-dataset"
 FORMAT_VERSION = 1
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
 REF_SUFFIX = re.compile(r"^(?:v?(\d+)|latest)$", re.IGNORECASE)
+BATCH_MIN_OBJECTS = 64   # Dataset.put_files writes this many new objects or more as one syncfs batch
 _INFO_FIELDS = ("parent", "recipe", "seed", "command", "gate", "sweep", "evaluation", "source")
 
 
@@ -282,12 +283,57 @@ class Dataset:
     def bring_objects(self, view) -> int:
         """Copy into this store the objects of `view` (a version of another dataset) that it lacks; returns how
         many were copied. Call it under the lock, so `curate gc` cannot remove them before the commit."""
-        copied = 0
-        for digest, ext in set(zip(view.manifest["object"], view.manifest["ext"])):
-            if not self.has_object(digest, ext):
-                self.put_object(view.dataset.object_path(digest, ext), ext)
-                copied += 1
-        return copied
+        pairs = sorted(set(zip(view.manifest["object"], view.manifest["ext"])))
+        files = [(view.dataset.object_path(digest, ext), ext, digest) for digest, ext in pairs]
+        return self.put_files(files, lambda n, stored: BadInput(
+            f"{files[n][0]}: object {files[n][2]} of {view.dataset.location} does not match its content (sha256 "
+            f"{stored}); run `curate verify {view.dataset.location}`"))
+
+    def put_files(self, files: list[tuple[str | os.PathLike, str, str]], mismatch) -> int:
+        """Store local files whose content hash is known, `(path, ext, sha256)`, skipping those the store holds;
+        returns how many were written. Each is hashed as it is copied: one whose bytes do not match raises
+        `mismatch(position in files, sha256 found)`. A few go through put_object (fsync, then rename); from
+        BATCH_MIN_OBJECTS on they are written as a batch made durable by two syncfs calls, one after every
+        temporary is written and before any is renamed to its object name, one after the renames: a stored name
+        never holds a partial object, and every object is on disk before the version that references it.
+        Temporaries a crash leaves are removed by the next writer (sweep_temporaries)."""
+        import curate.files as io_files
+
+        objects = os.fspath(self.path / "objects")
+        folders = set(os.listdir(objects)) if os.path.isdir(objects) else set()   # objects/ab/: at most 256
+        todo = [n for n, (_, ext, digest) in enumerate(files)
+                if not (digest[:2] in folders and os.path.exists(f"{objects}/{digest[:2]}/{digest}.{ext}"))]
+        syncfs = io_files.syncfs_function() if len(todo) >= BATCH_MIN_OBJECTS else None
+        if syncfs is None:
+            for n in todo:
+                stored = self.put_object(Path(files[n][0]), files[n][1])
+                if stored != files[n][2]:
+                    raise mismatch(n, stored)
+            return len(todo)
+        token = uuid.uuid4().hex
+        names: list[tuple[str, str]] = []   # (temporary, object name)
+        renamed = 0
+        try:
+            for n in todo:
+                file, ext, digest = files[n]
+                folder = f"{objects}/{digest[:2]}"
+                if digest[:2] not in folders:
+                    os.makedirs(folder, exist_ok=True)
+                    folders.add(digest[:2])
+                names.append((f"{folder}/.tmp-{token}-{len(names)}", f"{folder}/{digest}.{ext}"))
+                stored = io_files.copy_and_hash(os.fspath(file), names[-1][0])
+                if stored != digest:
+                    raise mismatch(n, stored)
+            io_files.sync_filesystem(syncfs, objects)   # every object's bytes on disk before any takes its name
+            for temp, name in names:
+                os.replace(temp, name)
+                renamed += 1
+            io_files.sync_filesystem(syncfs, objects)   # and the names, before the version that references them
+        finally:
+            for temp, _ in names[renamed:]:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+        return len(todo)
 
     def put_object(self, content: bytes | os.PathLike, ext: str) -> str:
         """Store media by content hash (idempotent; never rewrites an existing object); return the hash."""

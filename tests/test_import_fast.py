@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import curate
-from curate import importer
+import curate.files
+from curate import importer, store
 from curate import manifest as mf
 from curate.exceptions import BadInput
 from curate.importer import _read_labels_rows, _read_table, build_manifest, import_folder
@@ -151,7 +152,7 @@ def test_the_first_bad_line_is_named_in_a_long_file(line, tmp_path):
 # -- the import: pool of processes and batched objects vs one by one ------------------------------------------------
 def _sequential(monkeypatch) -> None:
     monkeypatch.setattr(importer, "PARALLEL_MIN_ROWS", 10 ** 9)
-    monkeypatch.setattr(importer, "BATCH_MIN_OBJECTS", 10 ** 9)
+    monkeypatch.setattr(store, "BATCH_MIN_OBJECTS", 10 ** 9)
 
 
 @pytest.fixture
@@ -174,8 +175,8 @@ def _parallel(monkeypatch) -> None:
     assert threading.active_count() == 1, "run through the thread_free fixture"
     monkeypatch.setattr(importer, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(importer, "WORKERS", 2)
-    monkeypatch.setattr(importer, "BATCH_MIN_OBJECTS", 1)
-    if importer._syncfs_function() is None:
+    monkeypatch.setattr(store, "BATCH_MIN_OBJECTS", 1)
+    if curate.files.syncfs_function() is None:
         pytest.skip("no syncfs here: objects are written one by one")
     assert importer._workers(2) == 2
 
@@ -252,7 +253,7 @@ def test_pool_names_the_first_bad_file_and_skips_the_same(tmp_path, monkeypatch,
 def test_a_file_changed_after_probing_is_refused_and_leaves_no_temporaries(tmp_path, monkeypatch):
     src = tmp_path / "src"
     shutil.copytree(SAMPLE_MEDIA / "ocr", src)
-    monkeypatch.setattr(importer, "BATCH_MIN_OBJECTS", 1)
+    monkeypatch.setattr(store, "BATCH_MIN_OBJECTS", 1)
     inspect = importer._inspect_files
 
     def then_change(table, progress=None):
@@ -299,11 +300,11 @@ def test_metadata_typing_column_wise_matches_the_per_row_typing():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash is a forked child")
 @pytest.mark.parametrize("when", [0, 1])   # killed before any object takes its name, or after the renames
 def test_a_writer_killed_mid_batch_leaves_what_the_next_writer_repairs(when, tmp_path, monkeypatch):
-    monkeypatch.setattr(importer, "BATCH_MIN_OBJECTS", 1)
-    if importer._syncfs_function() is None:
+    monkeypatch.setattr(store, "BATCH_MIN_OBJECTS", 1)
+    if curate.files.syncfs_function() is None:
         pytest.skip("no syncfs here: objects are written one by one")
     target = tmp_path / "ds"
-    real, calls = importer._sync, []
+    real, calls = curate.files.sync_filesystem, []
 
     def sync(syncfs, folder):   # the (when+1)-th syncfs never comes: the writer dies there, like kill -9
         if len(calls) == when:
@@ -313,7 +314,7 @@ def test_a_writer_killed_mid_batch_leaves_what_the_next_writer_repairs(when, tmp
 
     pid = os.fork()
     if pid == 0:
-        importer._sync = sync
+        curate.files.sync_filesystem = sync
         try:
             import_folder(SAMPLE_MEDIA / "ocr", target)
         finally:
