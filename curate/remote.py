@@ -46,7 +46,7 @@ from curate.exceptions import BadInput
 from curate.files import crash_point, durable_write, sha256_bytes, utc_now
 from curate.lease_lock import LeaseLock
 from curate.storage import Remote, cache_root, fetch, cached_object, object_key, one_line
-from curate.store import REF_SUFFIX, VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format, version_name
+from curate.store import VERSION_DIR, FORMAT, FORMAT_VERSION, Dataset, check_format
 from curate.version import StagedVersion, Version, version_json_bytes
 
 def open_remote(url: str, *, create: bool = False, missing_ok: bool = False) -> "RemoteDataset | None":
@@ -157,12 +157,7 @@ class RemoteDataset(Dataset):
         return sorted(self._listing().get(name, set()))
 
     def load(self, ref: str = "latest") -> Version:
-        name = self.latest() if ref == "latest" else ref
-        if name is None:
-            raise BadInput(f"{self.location}: dataset has no versions yet")
-        match = REF_SUFFIX.match(name)
-        if match and match.group(1):
-            name = version_name(int(match.group(1)))
+        name = self.version_named(ref)
         raw = self.remote.read(f"versions/{name}/version.json") if VERSION_DIR.match(name) else None
         if raw is None:
             known = ", ".join(self.versions()) or "none"

@@ -244,13 +244,17 @@ class Dataset:
     def _record_digest(self, name: str) -> str:
         return sha256_bytes(self.version_record(name))
 
-    def load(self, ref: str = "latest") -> "Version":
+    def version_named(self, ref: str) -> str:
+        """The version name a reference suffix means ('latest', 'v2', '2' -> 'v0002'); a name not of that form is
+        returned as given, for load() to refuse."""
         name = self.latest() if ref == "latest" else ref
         if name is None:
             raise BadInput(f"{self.location}: dataset has no versions yet")
         match = REF_SUFFIX.match(name)
-        if match and match.group(1):
-            name = version_name(int(match.group(1)))
+        return version_name(int(match.group(1))) if match and match.group(1) else name
+
+    def load(self, ref: str = "latest") -> "Version":
+        name = self.version_named(ref)
         directory = self.path / "versions" / name
         if not (directory / "version.json").is_file():
             known = ", ".join(self.versions()) or "none"

@@ -155,7 +155,7 @@ class _Images:
         label), most similar first (coarse): each rotation of the row asked of one curate.checks.index.Index of
         the unturned allowed rows per stored size, and the best rotation kept per pair. Exact: a row in the top k
         of the best rotation is in the top k of that rotation's own search."""
-        from curate.checks.index import OVERFETCH, Index
+        from curate.checks.index import OVERFETCH, Index, best_per_row
 
         out: list[np.ndarray] = [np.zeros(0, np.int64) for _ in rows]
         if "_reference" not in self.__dict__:  # every call ranks against the same unturned vectors
@@ -183,16 +183,7 @@ class _Images:
                 other = np.where(found >= 0, reference[np.maximum(found, 0)], -1).reshape(-1)
                 value = value.reshape(-1)
                 keep = (other >= 0) & (self.objects[np.maximum(other, 0)] != self.objects[part][line])
-                line, other, value = line[keep], other[keep], value[keep]
-                order = np.lexsort((-value, other, line))            # per (row, other): the best rotation first
-                line, other, value = line[order], other[order], value[order]
-                first = np.ones(len(line), bool)
-                first[1:] = (line[1:] != line[:-1]) | (other[1:] != other[:-1])
-                line, other, value = line[first], other[first], value[first]
-                order = np.lexsort((other, -value, line))            # per row: best first, ties by position
-                line, other = line[order], other[order]
-                rank = np.arange(len(line)) - np.searchsorted(line, line, side="left")
-                line, other = line[rank < k], other[rank < k]
+                line, other = best_per_row(line[keep], other[keep], value[keep], k)   # best rotation per pair
                 bounds = np.searchsorted(line, np.arange(len(part) + 1))
                 for n, position in enumerate(at):
                     out[position] = other[bounds[n]:bounds[n + 1]]

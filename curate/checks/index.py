@@ -180,6 +180,21 @@ class Index:
         return known[(k, extra)]
 
 
+def best_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (rows[p], cols[p]) found by several searches (query variants), each with a similarity: the best value
+    per pair, then per row its k most similar cols, most similar first (ties by col). Returns (rows, cols) sorted
+    by row."""
+    order = np.lexsort((-values, cols, rows))                 # per (row, col): the best variant first
+    rows, cols, values = rows[order], cols[order], values[order]
+    first = np.ones(len(rows), bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols, values = rows[first], cols[first], values[first]
+    order = np.lexsort((cols, -values, rows))                 # per row: most similar first
+    rows, cols = rows[order], cols[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    return rows[rank < k], cols[rank < k]
+
+
 def _drop(index: np.ndarray, similarity: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row without its excluded entry (or without its last one when the excluded row is not among them)."""
     hit = index == exclude[:, None]

@@ -286,7 +286,7 @@ def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     best of the space's query variants, through one curate.checks.index.Index), kept when within COARSE_SLACK x
     the threshold, then confirmed by the full distance. Also returns the search's recall (the lowest of the
     variants': 1.0 when exact)."""
-    from curate.checks.index import Index
+    from curate.checks.index import Index, best_per_row
 
     limit = _similarity(min(threshold * COARSE_SLACK, 2.0))
     index = Index(space.coarse_reference())
@@ -308,18 +308,9 @@ def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np
             found_sim.append(v[keep])
         r, c, v = (np.concatenate(x) for x in (found_rows, found_cols, found_sim))
         keep = objects[r] != objects[c]
-        r, c, v = r[keep], c[keep], v[keep]
-        order = np.lexsort((-v, c, r))                       # per (row, col): the best variant first
-        r, c, v = r[order], c[order], v[order]
-        first = np.ones(len(r), bool)
-        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
-        r, c, v = r[first], c[first], v[first]
-        order = np.lexsort((c, -v, r))                       # per row: most similar first, MAX_PER_ITEM of them
-        r, c = r[order], c[order]
-        rank = np.arange(len(r)) - np.searchsorted(r, r, side="left")
-        keep = rank < MAX_PER_ITEM
-        pair_rows.append(np.minimum(r[keep], c[keep]))
-        pair_cols.append(np.maximum(r[keep], c[keep]))
+        r, c = best_per_row(r[keep], c[keep], v[keep], MAX_PER_ITEM)   # the best variant per pair
+        pair_rows.append(np.minimum(r, c))
+        pair_cols.append(np.maximum(r, c))
     rows = np.concatenate(pair_rows) if pair_rows else np.zeros(0, np.int64)
     cols = np.concatenate(pair_cols) if pair_cols else np.zeros(0, np.int64)
     if len(rows):
