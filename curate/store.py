@@ -269,7 +269,7 @@ class Dataset:
         return str(self.object_path(digest, ext).absolute())
 
     def has_object(self, digest: str, ext: str) -> bool:
-        return self.object_path(digest, ext).is_file()
+        return os.path.isfile(f"{self.path}/objects/{digest[:2]}/{digest}.{ext}")   # no Path objects: 10^5 calls
 
     def prefetch(self, pairs) -> None:
         """Make `object_path` of these (digest, ext) cheap (object storage fetches them in one batch); here a no-op."""
