@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def build_folder(folder: Path, items: int, media: str) -> None:
             sf.write(buffer, np.clip(audio, -1, 1), rate, format="WAV", subtype="PCM_16")
             (folder / name).write_bytes(buffer.getvalue())
         group = f"{row.get('group') or row['path']}#{k // len(rows)}"
-        split = ["train", "train", "train", "dev", "test"][hash(group) % 5] if media == "image" else row.get("split")
+        split = ["train", "train", "train", "dev", "test"][zlib.crc32(group.encode()) % 5] if media == "image" else row.get("split")
         out_rows.append({"path": name, "label": row["label"], "tags": row["tags"], "group": group, "split": split})
     with (folder / "labels.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "tags", "group", "split"])

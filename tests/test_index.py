@@ -88,3 +88,25 @@ def test_near_duplicates_found_by_the_graph_search_say_so_with_their_recall(tmp_
     assert f"searched approximately above 10 items, recall {graph.recall:.3f} measured on 200 items" in graph.rule()
     assert graph.figures()["search_recall"] == graph.recall
     assert set(zip(graph.i, graph.j)) == set(zip(exact.i, exact.j)) and len(exact.i) > 0
+
+
+def test_pairs_within_a_limit_are_those_of_one_search_for_k_when_most_rows_ask_only_for_a_few():
+    """similarity._within asks FIRST_K neighbours of every row and k only of the rows whose FIRST_K-th is still
+    within the limit: a cluster of 30 copies (more than FIRST_K within the limit) keeps all its pairs."""
+    from curate.checks import similarity
+
+    rng = np.random.default_rng(4)
+    x = _unit(rng, 2000)
+    x[:30] = x[0] + 0.002 * rng.normal(size=(30, x.shape[1]))          # one item and 29 near-copies of it
+    x[:30] /= np.linalg.norm(x[:30], axis=1, keepdims=True)
+    index, rows, limit, k = idx.Index(x), np.arange(len(x)), 0.999, 65
+
+    def within(parts):
+        r, c, v = (np.concatenate(a) for a in zip(*[(r, c, v) for r, c, v, _ in parts]))
+        keep = (c >= 0) & (c != r) & (v >= limit)
+        return set(zip(r[keep].tolist(), c[keep].tolist()))
+
+    once = index.search(x, k)
+    truth = within([(np.repeat(rows, k), once.index.reshape(-1), once.similarity.reshape(-1), 1.0)])
+    assert len(truth) == 30 * 29                                          # the cluster's pairs, both ways
+    assert within(similarity._within(index, rows, x, k, limit)) == truth
