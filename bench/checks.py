@@ -1,4 +1,4 @@
-"""How the curation gate scales: seconds per check at several sizes (sample_media replicated with perturbations).
+"""How the curation gate scales: seconds per check at several sizes (items drawn from sample_media, see build_folder).
 
     python bench/checks.py [--items 1000,10000,50000] [--media image|audio] [--runs 5]
 
@@ -29,31 +29,68 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_folder(folder: Path, items: int, media: str) -> None:
+    """`items` distinct files and a labels.csv, 1,000 files per sub-folder, splits train/train/train/dev/test by
+    writer (image) or the sample's own (audio). Every item is drawn with its own continuous parameters, so that,
+    as in real data, near-duplicates are rare: copies of a few sample files with faint noise (this bench before)
+    made each item a near-duplicate of 1/60 of the set, and the near-duplicate pairs grew with n^2 up to their
+    per-item cap.
+      image: 28x28 grayscale glyphs of sample_media/ocr (5 labels, 15 font/weight styles), each turned by
+             -12..12 deg, scaled 0.7..1.0, sheared, moved by a fraction of a pixel, its stroke blurred or not,
+             on a background of its own level, with sensor noise.
+      audio: sample_media/speech clips at 16 kHz, each sped up or slowed down by -8..+8 % (pitch and length
+             change), with another clip of the sample 12-24 dB below it and noise 25-40 dB below."""
     import csv
 
+    import cv2
     import soundfile as sf
     from PIL import Image
 
-    source = ROOT / "sample_media" / ("inspection" if media == "image" else "speech")
+    source = ROOT / "sample_media" / ("ocr" if media == "image" else "speech")
     with (source / "labels.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     rng = np.random.default_rng(0)
+    if media == "image":
+        glyphs = [np.asarray(Image.open(source / r["path"]).convert("L").resize((28, 28), Image.BILINEAR),
+                          dtype=np.float32) for r in rows]
+    else:
+        from augment.audio import load
+
+        clips = [load(source / r["path"], sample_rate=16000, mono=True)[0] for r in rows]
     out_rows = []
     for k in range(items):
-        row = rows[k % len(rows)]
-        name = f"{k:05d}.{'png' if media == 'image' else 'wav'}"
+        n = k % len(rows)
+        row = rows[n]
+        name = f"d{k // 1000:03d}/{k:06d}.{'png' if media == 'image' else 'wav'}"
+        (folder / name).parent.mkdir(exist_ok=True)
         if media == "image":
-            pixels = np.asarray(Image.open(source / row["path"]).convert("RGB"), dtype=np.int16)
-            pixels = np.clip(pixels + rng.integers(-3, 4, size=pixels.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / name, compress_level=1)
+            angle, scale, shear = rng.uniform(-12, 12), rng.uniform(0.7, 1.0), rng.uniform(-0.15, 0.15)
+            matrix = cv2.getRotationMatrix2D((13.5, 13.5), angle, scale)
+            matrix[0, 1] += shear
+            matrix[:, 2] += rng.uniform(-2.5, 2.5, 2)
+            background = rng.uniform(200, 255)
+            ink = 255.0 - glyphs[n]
+            if rng.random() < 0.5:
+                ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0))
+            drawn = background - cv2.warpAffine(ink, matrix, (28, 28), flags=cv2.INTER_LINEAR) * (background / 255)
+            drawn += rng.normal(0, rng.uniform(2, 8), drawn.shape)
+            Image.fromarray(np.clip(drawn, 0, 255).astype(np.uint8), mode="L").save(folder / name, compress_level=1)
+            group = f"w{k // len(rows)}"
+            split = ["train", "train", "train", "dev", "test"][zlib.crc32(group.encode()) % 5]
         else:
-            audio, rate = sf.read(source / row["path"], dtype="float32")
-            audio = audio * np.float32(10 ** (rng.uniform(-3, 3) / 20)) + rng.normal(0, 1e-4, len(audio)).astype(np.float32)
+            speed = rng.uniform(0.92, 1.08)
+            clip = clips[n]
+            at = np.arange(0, len(clip) - 1, speed)
+            audio = np.interp(at, np.arange(len(clip)), clip).astype(np.float32)
+            other = clips[int(rng.integers(len(clips)))]
+            other = np.resize(other, len(audio)) * np.float32(10 ** (-rng.uniform(12, 24) / 20))
+            level = np.sqrt(np.mean(audio ** 2)) + 1e-6
+            audio = audio + other + rng.normal(0, level * 10 ** (-rng.uniform(25, 40) / 20), len(audio)).astype(
+                np.float32)
             buffer = io.BytesIO()
-            sf.write(buffer, np.clip(audio, -1, 1), rate, format="WAV", subtype="PCM_16")
+            sf.write(buffer, np.clip(audio, -1, 1), 16000, format="WAV", subtype="PCM_16")
             (folder / name).write_bytes(buffer.getvalue())
-        group = f"{row.get('group') or row['path']}#{k // len(rows)}"
-        split = ["train", "train", "train", "dev", "test"][zlib.crc32(group.encode()) % 5] if media == "image" else row.get("split")
+            group = f"{row.get('group') or row['path']}#{k // len(rows)}"
+            split = row.get("split")
         out_rows.append({"path": name, "label": row["label"], "tags": row["tags"], "group": group, "split": split})
     with (folder / "labels.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "tags", "group", "split"])
@@ -95,7 +132,8 @@ def one_size(items: int, media: str, runs: int) -> dict:
             result = run_gate(candidate, None, parse_config({}))  # no parent: every augmented item is judged
             gates.append({"gate": time.perf_counter() - start, **result.seconds})
     return {"items": items, "build": built, "import": imported, "features": features, "gates": gates,
-            "passed": result.passed, "counts": result.counts}
+            "passed": result.passed, "counts": result.counts,
+            "findings": [f"{f.check} {f.severity}: {f.message[:160]}" for f in result.findings if f.severity != "info"]}
 
 
 def main() -> None:
@@ -118,7 +156,8 @@ def main() -> None:
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"{size} items: the measuring process failed")
         results.append({**json.loads(out), "rss_mb": usage.ru_maxrss / 1024})
-    print(f"\n{args.media}: sample_media replicated with perturbations; gate with features cached, {args.runs} run(s)")
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)   # each size as it is measured (hours at 200k)
+    print(f"\n{args.media}: items drawn from sample_media (build_folder); gate with features cached, {args.runs} run(s)")
     print(f"{'items':>7s} {'import s':>9s} {'features s':>11s} {'peak MB':>8s}")
     for r in results:
         print(f"{r['items']:7d} {r['import']:9.1f} {r['features']:11.1f} {r['rss_mb']:8.0f}")
@@ -134,7 +173,10 @@ def main() -> None:
         exponents = [math.log(max(b, 1e-3) / max(a, 1e-3)) / math.log(nb / na)
                      for (a, na), (b, nb) in zip(zip(medians, sizes), zip(medians[1:], sizes[1:]))]
         print(f"{step:12s} " + " ".join(cells) + "  " + " ".join(f"{e:5.2f}" for e in exponents))
-    print(f"\ngate: passed={results[-1]['passed']} counts={results[-1]['counts']}")
+    for r in results:
+        print(f"\n{r['items']} items: gate passed={r['passed']} counts={r['counts']}")
+        for line in r["findings"]:
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
