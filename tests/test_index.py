@@ -45,11 +45,11 @@ def _apart_truth(query, query_group, reference, reference_group, k):
 
 
 def test_neighbours_of_another_group_are_the_exact_answer_for_small_and_large_groups():
-    """Groups of 1-3 rows are over-fetched and filtered; groups of 200 (above OVERFETCH) are searched with a
-    selector that leaves them out: both give the all-pairs answer and never a row of the query's own group."""
+    """Groups of 1-3 rows are over-fetched and filtered; groups of 300 (above OVERFETCH_EXACT) are searched apart
+    (the rows outside them): both give the all-pairs answer and never a row of the query's own group."""
     rng = np.random.default_rng(2)
-    x = _unit(rng, 1000)
-    groups = np.concatenate([np.repeat(np.arange(3), 200), 3 + np.arange(400) // 3])
+    x = _unit(rng, 1300)
+    groups = np.concatenate([np.repeat(np.arange(3), 300), 3 + np.arange(400) // 3])
     rng.shuffle(groups)
     found = idx.Index(x).search_apart(x, groups, groups, 5)
     np.testing.assert_allclose(found.similarity, _apart_truth(x, groups, x, groups, 5), rtol=1e-5)
@@ -60,11 +60,24 @@ def test_neighbours_of_another_group_are_the_exact_answer_for_small_and_large_gr
                                rtol=1e-5)
 
 
+def test_the_graph_search_apart_never_returns_the_own_group_and_finds_the_exact_neighbours(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = _unit(rng, 1300)
+    groups = np.concatenate([np.repeat(np.arange(3), 300), 3 + np.arange(400) // 3])
+    rng.shuffle(groups)
+    truth = idx.Index(x).search_apart(x, groups, groups, 5).index
+    monkeypatch.setattr(idx, "EXACT_UP_TO", 500)
+    graph = idx.Index(x)
+    found = graph.search_apart(x, groups, groups, 5).index
+    assert not graph.exact and (found >= 0).all() and (groups[found] != groups[:, None]).all()
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, truth)]) >= 0.95
+
+
 def test_a_query_with_too_few_rows_outside_its_group_gets_minus_one():
     rng = np.random.default_rng(3)
-    x = _unit(rng, 90)
-    groups = np.zeros(90, np.int64)
-    groups[:2] = 1                         # group 0 holds 88 rows (> OVERFETCH): only the 2 rows of group 1 are apart
+    x = _unit(rng, 300)
+    groups = np.zeros(300, np.int64)
+    groups[:2] = 1                    # group 0 holds 298 rows (> OVERFETCH_EXACT): only the 2 rows of group 1 are apart
     found = idx.Index(x).search_apart(x[2:5], groups[2:5], groups, 4).index
     assert set(found[:, :2].ravel()) == {0, 1} and (found[:, 2:] == -1).all()
     small = idx.Index(x).search_apart(x[:2], groups[:2], groups, 4).index   # group 1 (2 rows) over-fetches
