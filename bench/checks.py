@@ -34,11 +34,11 @@ def build_folder(folder: Path, items: int, media: str) -> None:
     as in real data, near-duplicates are rare: copies of a few sample files with faint noise (this bench before)
     made each item a near-duplicate of 1/60 of the set, and the near-duplicate pairs grew with n^2 up to their
     per-item cap.
-      image: 28x28 grayscale glyphs of sample_media/ocr (5 labels, 15 font/weight styles), each turned by
-             -12..12 deg, scaled 0.7..1.0, sheared, moved by a fraction of a pixel, its stroke blurred or not,
-             on a background of its own level, with sensor noise.
+      image: 28x28 grayscale glyphs of sample_media/ocr (5 labels, 18 font/weight styles), each turned by
+             -12..12 deg, scaled 0.7..1.0, sheared, moved by up to 2.5 px, its stroke blurred or not, on a
+             background of its own level, with sensor noise.
       audio: sample_media/speech clips at 16 kHz, each sped up or slowed down by -8..+8 % (pitch and length
-             change), with another clip of the sample 12-24 dB below it and noise 25-40 dB below."""
+             change), with another clip of the sample 12-24 dB below it (RMS) and noise 25-40 dB below."""
     import csv
 
     import cv2
@@ -82,8 +82,10 @@ def build_folder(folder: Path, items: int, media: str) -> None:
             at = np.arange(0, len(clip) - 1, speed)
             audio = np.interp(at, np.arange(len(clip)), clip).astype(np.float32)
             other = clips[int(rng.integers(len(clips)))]
-            other = np.resize(other, len(audio)) * np.float32(10 ** (-rng.uniform(12, 24) / 20))
+            other = np.resize(other, len(audio))
             level = np.sqrt(np.mean(audio ** 2)) + 1e-6
+            below = 10 ** (-rng.uniform(12, 24) / 20)
+            other = other * np.float32(level / (np.sqrt(np.mean(other ** 2)) + 1e-6) * below)
             audio = audio + other + rng.normal(0, level * 10 ** (-rng.uniform(25, 40) / 20), len(audio)).astype(
                 np.float32)
             buffer = io.BytesIO()
@@ -157,7 +159,8 @@ def main() -> None:
             raise SystemExit(f"{size} items: the measuring process failed")
         results.append({**json.loads(out), "rss_mb": usage.ru_maxrss / 1024})
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)   # each size as it is measured (hours at 200k)
-    print(f"\n{args.media}: items drawn from sample_media (build_folder); gate with features cached, {args.runs} run(s)")
+    print(f"\n{args.media}: items drawn from sample_media (build_folder); gate with features cached, "
+          f"{args.runs} run(s)")
     print(f"{'items':>7s} {'import s':>9s} {'features s':>11s} {'peak MB':>8s}")
     for r in results:
         print(f"{r['items']:7d} {r['import']:9.1f} {r['features']:11.1f} {r['rss_mb']:8.0f}")

@@ -3,7 +3,7 @@
     python bench/loop.py [--media image,audio] [--items 4000] [--runs 5] [--keep DIR]
 
 Two generated datasets, both built from sample_media and unlike it in shape, size and split layout:
-  image: 28x28 grayscale glyphs (sample_media/ocr: I, l, 1, O, 0 in 15 font/weight styles), each drawn with its own
+  image: 28x28 grayscale glyphs (sample_media/ocr: I, l, 1, O, 0 in 18 font/weight styles), each drawn with its own
          shift, scale and noise; train/dev only (no test split); tags = font and weight.
   audio: sample_media/speech clips resampled to 8 kHz mono, each copy with its own gain, tail trim and faint noise;
          train/dev only (the sample's voice-disjoint splits, test folded into dev); the clips' own tags.

@@ -96,11 +96,11 @@ class Index:
     def search_apart(self, query: np.ndarray, query_group: np.ndarray, reference_group: np.ndarray,
                      k: int) -> Neighbours:
         """The k most similar reference rows of each query row among those of ANOTHER group (-1 / -inf where fewer
-        exist). Groups are integer codes. A query whose group holds few reference rows (OVERFETCH_EXACT, graph:
-        OVERFETCH) is searched with the others for k + that many and its own group dropped; the queries of a large group are searched once against the
-        rows outside it (exact: two slices of the rows sorted by group; graph: a selector that leaves the group
-        out), so the cost stays one search per query whatever the group sizes. Above EXACT_UP_TO rows the graph
-        search's recall is not measured here (NaN)."""
+        exist). Groups are integer codes. A query whose group holds few reference rows (OVERFETCH_EXACT; graph:
+        OVERFETCH) is searched with the others for k + that many and its own group dropped; the queries of a large
+        group are searched once against the rows outside it (exact: two slices of the rows sorted by group; graph:
+        a selector that leaves the group out), so the cost stays one search per query whatever the group sizes.
+        Above EXACT_UP_TO rows the graph search's recall is not measured here (NaN)."""
 
         query = np.ascontiguousarray(query, dtype=np.float32)
         reference_group = np.asarray(reference_group)
@@ -113,8 +113,9 @@ class Index:
         codes = max(int(reference_group.max()), int(query_group.max())) + 1
         own = np.bincount(reference_group, minlength=codes)[query_group]
         limit = OVERFETCH_EXACT if self.exact else OVERFETCH
-        small = np.flatnonzero(own <= limit)
-        if len(small):
+        few = np.flatnonzero(own <= limit)
+        for start in range(0, len(few), QUERY_BLOCK):   # a block at a time: it holds (rows, k + own) arrays
+            small = few[start:start + QUERY_BLOCK]
             found = self.search(query[small], min(self.n, k + int(own[small].max())))
             other = (found.index >= 0) & (reference_group[np.maximum(found.index, 0)] != query_group[small, None])
             first = np.argsort(~other, axis=1, kind="stable")[:, :k]

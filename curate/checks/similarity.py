@@ -114,8 +114,8 @@ class NearDuplicates:
         from curate.checks.index import EXACT_UP_TO, RECALL_SAMPLE
 
         searched = "" if self.recall >= 1.0 else (
-            f"; candidates searched approximately above {EXACT_UP_TO} items, recall {self.recall:.3f} measured on "
-            f"{RECALL_SAMPLE} items")
+            f"; candidates searched approximately above {EXACT_UP_TO} items, recall {self.recall:.3f}: the lowest "
+            f"of the searches', each measured against exact search on up to {RECALL_SAMPLE} of its queries")
         if math.isnan(self.typical):
             return f"distance <= {self.threshold:.3g} (too few different items for a typical distance{searched})"
         return (f"closer than {self.near_duplicate_ratio:g}x the typical nearest-neighbour distance "
@@ -329,7 +329,7 @@ def _within(index, rows: np.ndarray, query: np.ndarray, k: int, limit: float):
     neighbours = index.search(query, first)
     yield (np.repeat(rows, neighbours.index.shape[1]), neighbours.index.reshape(-1),
            neighbours.similarity.reshape(-1), neighbours.recall)
-    if first < k and neighbours.index.shape[1] == first:
+    if first < k:
         again = np.flatnonzero(neighbours.similarity[:, -1] >= limit)
         if len(again):
             more = index.search(query[again], k)
