@@ -16,8 +16,7 @@ from collections import Counter
 import numpy as np
 
 from curate.checks import Finding, train_mask
-from curate.checks.index import nearest
-from curate.checks.similarity import standardised_embeddings
+from curate.checks.similarity import real_index
 
 CHECK = "ambiguity"
 
@@ -30,12 +29,10 @@ def confusable_pairs(view, config) -> dict[tuple[str, str], float]:
     real = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
     if len(real) < 3:
         return {}
-    ids, unit = standardised_embeddings(view)
-    position = {i: n for n, i in enumerate(ids)}
-    rows = np.array([position[i] for i in real])
+    ids, unit, rows, index = real_index(view)
     labels = dict(zip(frame["id"], frame["label"]))
     real_labels = np.array([labels[i] for i in real], dtype=object)
-    neighbour = nearest(unit[rows], unit[rows], 1, exclude_self=True)[:, 0]
+    neighbour = index.search(index.reference, 1, exclude=np.arange(len(rows))).index[:, 0]
     counts = Counter(real_labels)
     hits = Counter((a, b) for a, b in zip(real_labels, real_labels[neighbour]) if a != b)
     pairs: dict[tuple[str, str], float] = {}

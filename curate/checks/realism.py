@@ -26,8 +26,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from curate.checks import Finding
-from curate.checks.index import Index
-from curate.checks.similarity import standardised_embeddings
+from curate.checks.similarity import real_index
 
 CHECK = "realism"
 TWO_SAMPLE_MAX = 2000
@@ -175,18 +174,17 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     augmented_ids = [i for ids, _ in groups.values() for i in ids]  # check() kept only the new ones
     if len(real_ids) <= config.neighbours or not augmented_ids:
         return []
-    ids, unit = standardised_embeddings(candidate)
+    ids, unit, real_rows, index = real_index(candidate)
     position = {i: n for n, i in enumerate(ids)}
     labels = dict(zip(frame["id"], frame["label"]))
     group_of = dict(zip(frame["id"], frame["group"].fillna(frame["id"])))
     group_codes = {g: n for n, g in enumerate(dict.fromkeys(group_of[i] for i in real_ids + augmented_ids))}
-    real_rows = np.array([position[i] for i in real_ids])
+    assert len(real_rows) == len(real_ids)   # the same real items, in manifest order (real_index)
     real_labels = np.array([labels[i] for i in real_ids], dtype=object)
     real_groups = np.array([group_codes[group_of[i]] for i in real_ids])
     label_codes = {v: n for n, v in enumerate(dict.fromkeys(real_labels))}
     real_codes = np.array([label_codes[v] for v in real_labels])
     k = config.neighbours
-    index = Index(unit[real_rows])
 
     def majority_agrees(neighbours, own):
         """Whether the most common label among each row's neighbours (the nearest first among ties) is its own;

@@ -57,8 +57,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from curate.checks.index import Index
 
 BLOCK = 1024
 BLOCK_CELLS = 1 << 24  # similarities held at once by the near-duplicate passes
@@ -402,3 +406,19 @@ def standardised_embeddings(view, progress=None) -> tuple[list[str], np.ndarray]
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     memo["standardised_embeddings"] = (ids, z)
     return ids, z
+
+
+def real_index(view, progress=None) -> tuple[list[str], np.ndarray, np.ndarray, Index]:
+    """(ids, standardised embeddings, rows of the real items in manifest order, an Index over those rows),
+    memoised on the view: realism's "label kept" and ambiguity's neighbour shares ask about the same rows, and
+    above EXACT_UP_TO items building the graph is most of the cost of either (37.5k rows of 560 floats)."""
+    from curate.checks.index import Index
+
+    memo = view.__dict__.setdefault("_similarity_memo", {})
+    if "real_index" not in memo:
+        ids, unit = standardised_embeddings(view, progress=progress)
+        position = {i: n for n, i in enumerate(ids)}
+        frame = view.manifest
+        rows = np.array([position[i] for i, o in zip(frame["id"], frame["origin"]) if o == "real"], dtype=np.int64)
+        memo["real_index"] = (ids, unit, rows, Index(unit[rows]))
+    return memo["real_index"]
