@@ -22,7 +22,7 @@ def test_exact_search_is_the_all_pairs_answer_and_never_returns_the_item_itself(
     assert (found.index != np.arange(len(x))[:, None]).all()
     np.testing.assert_allclose(np.take_along_axis(product, found.index, axis=1),
                                np.take_along_axis(product, truth, axis=1), rtol=1e-5)
-    assert (idx.nearest(x[:10], x, 1)[:, 0] == np.arange(10)).all()   # without exclusion an item is its own nearest
+    assert (idx.Index(x).search(x[:10], 1).index[:, 0] == np.arange(10)).all()   # without exclusion: itself
 
 
 def test_large_reference_uses_a_graph_and_reports_its_recall(monkeypatch):

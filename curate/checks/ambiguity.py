@@ -29,7 +29,7 @@ def confusable_pairs(view, config) -> dict[tuple[str, str], float]:
     real = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
     if len(real) < 3:
         return {}
-    ids, unit, rows, index = real_index(view)
+    _, _, rows, index = real_index(view)
     labels = dict(zip(frame["id"], frame["label"]))
     real_labels = np.array([labels[i] for i in real], dtype=object)
     neighbour = index.search(index.reference, 1, exclude=np.arange(len(rows))).index[:, 0]

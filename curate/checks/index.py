@@ -210,10 +210,3 @@ def _drop(index: np.ndarray, similarity: np.ndarray, exclude: np.ndarray, k: int
     hit[miss, -1] = True
     keep = ~hit
     return index[keep].reshape(len(index), k), similarity[keep].reshape(len(index), k)
-
-
-def nearest(query: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
-    """Indices (rows of `reference`) of the k most similar rows for each query row (unit vectors; cosine).
-    With exclude_self, query row i is reference row i and is never its own neighbour."""
-    exclude = np.arange(len(query)) if exclude_self else None
-    return Index(reference).search(query, k, exclude).index

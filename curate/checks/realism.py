@@ -174,12 +174,11 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     augmented_ids = [i for ids, _ in groups.values() for i in ids]  # check() kept only the new ones
     if len(real_ids) <= config.neighbours or not augmented_ids:
         return []
-    ids, unit, real_rows, index = real_index(candidate)
+    ids, unit, real_rows, index = real_index(candidate)   # real_rows: real_ids' rows, in manifest order
     position = {i: n for n, i in enumerate(ids)}
     labels = dict(zip(frame["id"], frame["label"]))
     group_of = dict(zip(frame["id"], frame["group"].fillna(frame["id"])))
     group_codes = {g: n for n, g in enumerate(dict.fromkeys(group_of[i] for i in real_ids + augmented_ids))}
-    assert len(real_rows) == len(real_ids)   # the same real items, in manifest order (real_index)
     real_labels = np.array([labels[i] for i in real_ids], dtype=object)
     real_groups = np.array([group_codes[group_of[i]] for i in real_ids])
     label_codes = {v: n for n, v in enumerate(dict.fromkeys(real_labels))}
