@@ -37,6 +37,24 @@ def test_large_reference_uses_a_graph_and_reports_its_recall(monkeypatch):
     assert found.recall >= 0.9 and abs(found.recall - measured) < 0.05   # the stated recall is the real one
 
 
+def test_the_graph_keeps_the_only_copy_of_its_rows_and_they_outlive_the_index_object(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(idx, "EXACT_UP_TO", 500)
+    x = _unit(np.random.default_rng(5), 2000)
+    index = idx.Index(x)
+    rows = index.reference
+    assert not rows.flags.owndata and not rows.flags.writeable   # a view of the graph's storage, not a copy
+    assert np.array_equal(rows, x)
+    del index
+    gc.collect()
+    _ = [np.ones((512, 512)) for _ in range(40)]   # memory the graph held would be reused by now
+    assert np.array_equal(rows, x)
+    exact = idx.Index(x[:400])   # exact search stores nothing of its own: the rows given, searched with faiss.knn
+    assert exact.index is None and np.shares_memory(exact.reference, x)
+    assert (exact.search(x[:5], 1).index[:, 0] == np.arange(5)).all()
+
+
 def _apart_truth(query, query_group, reference, reference_group, k):
     product = query @ reference.T
     product[query_group[:, None] == reference_group[None, :]] = -np.inf

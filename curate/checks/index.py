@@ -59,17 +59,21 @@ class Index:
     def __init__(self, reference: np.ndarray):
         import faiss
 
-        self.reference = np.ascontiguousarray(reference, dtype=np.float32)
-        self.n, dim = self.reference.shape
+        reference = np.ascontiguousarray(reference, dtype=np.float32)
+        self.n, dim = reference.shape
         self.exact = self.n <= EXACT_UP_TO
+        self.index = None
+        if self.exact or not self.n:
+            # exact search is faiss.knn over these rows: the same computation as a flat index's search (the same
+            # answers, bit for bit), without the copy of every row a flat index keeps
+            self.reference = reference
+            return
         with _one_thread():
-            if self.exact:
-                self.index = faiss.IndexFlatIP(dim)
-            else:
-                self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-                self.index.hnsw.efConstruction = 64
-            if self.n:
-                self.index.add(self.reference)
+            self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = 64
+            self.index.add(reference)
+        # the graph keeps its own copy of the rows: exact questions (recall, search apart) read that one
+        self.reference = _stored_rows(self.index, dim)
 
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> Neighbours:
         """The k most similar reference rows of each query row. `exclude[i]`: a reference row query i must not get
@@ -80,13 +84,17 @@ class Index:
         similarity = np.full((len(query), k), -np.inf, np.float32)
         if k == 0 or len(query) == 0:
             return Neighbours(index, similarity, self.exact, 1.0)
+        import faiss
+
         extra = 1 if exclude is not None else 0
         with _one_thread():
             if not self.exact:
                 self.index.hnsw.efSearch = max(64, 2 * (k + extra))
             for start in range(0, len(query), QUERY_BLOCK):
                 part = slice(start, start + QUERY_BLOCK)
-                found_s, found_i = self.index.search(query[part], k + extra)
+                found_s, found_i = (self.index.search(query[part], k + extra) if self.index is not None else
+                                    faiss.knn(query[part], self.reference, k + extra,
+                                              metric=faiss.METRIC_INNER_PRODUCT))
                 if extra:
                     found_i, found_s = _drop(found_i, found_s, exclude[part], k)
                 index[part], similarity[part] = found_i, found_s
@@ -186,6 +194,25 @@ class Index:
         total = int((truth_i >= 0).sum())
         known[(k, extra)] = hits / total if total else 1.0
         return known[(k, extra)]
+
+
+class _Owner:
+    """Exposes a view of memory owned by `index` to numpy: numpy keeps this object as the array's base, and this
+    object keeps the index (and so the memory) alive for as long as the array lives."""
+
+    def __init__(self, view: np.ndarray, index):
+        self.__array_interface__ = view.__array_interface__
+        self.index = index
+
+
+def _stored_rows(index, dim: int) -> np.ndarray:
+    """The (ntotal, dim) float32 rows an HNSW flat index stores, without a copy."""
+    import faiss
+
+    view = faiss.rev_swig_ptr(faiss.downcast_index(index.storage).get_xb(), index.ntotal * dim)
+    rows = np.asarray(_Owner(view.reshape(index.ntotal, dim), index))
+    rows.flags.writeable = False
+    return rows
 
 
 def best_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

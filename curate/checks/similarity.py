@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from curate.checks.index import Index
 
 BLOCK = 1024
-BLOCK_CELLS = 1 << 24  # similarities held at once by the near-duplicate passes
+BLOCK_CELLS = 1 << 22  # similarities held at once by the near-duplicate passes (about 18 bytes each with their masks and ranks)
 NEAR_DUPLICATE_RATIO = 0.25
 FLOOR = 0.03
 CEILING = 0.35
@@ -79,6 +79,7 @@ TYPICAL_CANDIDATES = 16
 PAIR_CHUNK = 8192
 ROW_CHUNK = 256
 ROWS_PER_SEARCH = 4096  # query rows per index search: bounds the candidate lists held at once
+THUMB_BLOCK = 2048  # items resampled at a time (each item's thumbnail is computed on its own: any block, same bytes)
 
 
 def media_kind(view) -> str | None:
@@ -148,6 +149,10 @@ class _Pixels:
         """(len(rows), len(shifts), side*side) centred unit vectors of the shifted pixels, area-averaged to side x
         side (the edges are repeated into the uncovered border)."""
         out = np.zeros((len(rows), len(shifts), side * side), np.float32)
+        if len(rows) > THUMB_BLOCK:   # the float copies made on the way hold ~16 KB an item: a block at a time
+            for start in range(0, len(rows), THUMB_BLOCK):
+                out[start:start + THUMB_BLOCK] = self.thumbs(side, rows[start:start + THUMB_BLOCK], shifts)
+            return out
         shape = self.shape[rows]
         for h, w, step_y, step_x in {tuple(s) for s in shape.tolist()}:
             sel = np.flatnonzero((shape == (h, w, step_y, step_x)).all(axis=1))
