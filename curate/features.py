@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
@@ -214,9 +216,29 @@ def image_metrics(path: Path) -> dict[str, float]:
 # -- batching and cache ----------------------------------------------------------------------------------------
 class _Pack:
     """One file per feature kind holding every computed value by object hash (a few MB at 10^4 items): one read
-    instead of one per item. Writes replace the file atomically; a lost race only means recomputing later."""
+    instead of one per item. Writes replace the file atomically; a lost race only means recomputing later.
+    The packs read last are kept in memory up to MEMO_BYTES in all (a pack larger than that is read again when
+    asked again: the gate reads each pack once or twice, 0.05-0.25 s at 20k items, while keeping every pack of a
+    200k-item dataset held about 0.6 GB for the life of the process)."""
 
-    _memo: dict[Path, tuple[float, dict]] = {}
+    MEMO_BYTES = 96 << 20
+    _memo: "OrderedDict[Path, tuple[float, dict, int]]" = OrderedDict()
+    _memo_lock = threading.Lock()
+
+    def _remember(self, stamp: float, values: dict) -> None:
+        if self.as_json:   # Python dicts of floats: about 3x the JSON text
+            size = 3 * self.path.stat().st_size
+        else:
+            first = next(iter(values.values()), None)
+            size = len(values) * (getattr(first, "nbytes", 8) + 100)   # a row view costs ~100 bytes of its own
+        memo = type(self)._memo
+        with self._memo_lock:
+            memo.pop(self.path, None)
+            if size > self.MEMO_BYTES:
+                return
+            memo[self.path] = (stamp, values, size)
+            while sum(entry[2] for entry in memo.values()) > self.MEMO_BYTES:
+                memo.popitem(last=False)
 
     def __init__(self, directory: Path | None, as_json: bool):
         self.path = directory / ("pack.json" if as_json else "pack.npz") if directory else None
@@ -228,6 +250,9 @@ class _Pack:
         stamp = self.path.stat().st_mtime
         memo = self._memo.get(self.path)
         if memo and memo[0] == stamp:
+            with self._memo_lock:
+                if self.path in self._memo:
+                    self._memo.move_to_end(self.path)
             return memo[1]
         try:
             if self.as_json:
@@ -237,7 +262,7 @@ class _Pack:
                     values = dict(zip(data["digests"].tolist(), data["values"]))
         except (OSError, ValueError, KeyError):
             return {}  # a damaged pack is rebuilt
-        self._memo[self.path] = (stamp, values)
+        self._remember(stamp, values)
         return values
 
     def add(self, new: dict[str, object]) -> None:
@@ -253,7 +278,7 @@ class _Pack:
                 with open(temp, "wb") as f:
                     np.savez(f, digests=np.array(digests), values=np.stack([merged[d] for d in digests]))
             os.replace(temp, self.path)
-            self._memo[self.path] = (self.path.stat().st_mtime, merged)
+            self._remember(self.path.stat().st_mtime, merged)
         except OSError:
             temp.unlink(missing_ok=True)
 

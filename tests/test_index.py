@@ -142,3 +142,33 @@ def test_pairs_within_a_limit_are_those_of_one_search_for_k_when_most_rows_ask_o
     truth = within([(np.repeat(rows, k), once.index.reshape(-1), once.similarity.reshape(-1), 1.0)])
     assert len(truth) == 30 * 29                                          # the cluster's pairs, both ways
     assert within(similarity._within(index, rows, x, k, limit)) == truth
+
+
+def test_the_real_index_holds_one_copy_of_the_embeddings_z_scored_in_manifest_order(tmp_path):
+    """The real rows come first so the index reads them without a copy; the values are bit for bit those of
+    z-scoring the manifest-ordered matrix (the statistics' float32 sums depend on the row order)."""
+    import pandas as pd
+    from conftest import SAMPLE_MEDIA
+
+    from curate.checks.similarity import real_index
+    from curate.features import embeddings
+    from curate.importer import import_folder
+    from curate.view import MemoryView
+
+    version = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "ds").version
+    frame = version.manifest.copy()
+    frame.loc[frame.index[1::3], "origin"] = "augmented"   # interleaved, so the order changes
+    view = MemoryView(version.dataset, pd.DataFrame(frame))
+    found = real_index(view)
+    ids, matrix = embeddings(view)
+    z = matrix.astype(np.float32)
+    std = np.maximum(z.std(axis=0), 1e-6)
+    z -= z.mean(axis=0)
+    z /= std
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    expected = dict(zip(ids, z))
+    real = [i for i, o in zip(view.manifest["id"], view.manifest["origin"]) if o == "real"]
+    assert found.ids[: found.real] == real and found.real == len(real) < len(ids)
+    assert all(found.unit[n].tobytes() == expected[i].tobytes() for n, i in enumerate(found.ids))
+    assert np.shares_memory(found.index.reference, found.unit)   # no second copy of the real rows
+    assert real_index(view) is found                             # memoised on the view

@@ -29,10 +29,10 @@ def confusable_pairs(view, config) -> dict[tuple[str, str], float]:
     real = [i for i, o in zip(frame["id"], frame["origin"]) if o == "real"]
     if len(real) < 3:
         return {}
-    _, _, rows, index = real_index(view)
+    index = real_index(view).index   # its rows: the real items, in manifest order
     labels = dict(zip(frame["id"], frame["label"]))
     real_labels = np.array([labels[i] for i in real], dtype=object)
-    neighbour = index.search(index.reference, 1, exclude=np.arange(len(rows))).index[:, 0]
+    neighbour = index.search(index.reference, 1, exclude=np.arange(index.n)).index[:, 0]
     counts = Counter(real_labels)
     hits = Counter((a, b) for a, b in zip(real_labels, real_labels[neighbour]) if a != b)
     pairs: dict[tuple[str, str], float] = {}

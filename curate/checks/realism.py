@@ -174,8 +174,8 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     augmented_ids = [i for ids, _ in groups.values() for i in ids]  # check() kept only the new ones
     if len(real_ids) <= config.neighbours or not augmented_ids:
         return []
-    ids, unit, real_rows, index = real_index(candidate)   # real_rows: real_ids' rows, in manifest order
-    position = {i: n for n, i in enumerate(ids)}
+    found = real_index(candidate)   # its index's rows: real_ids, in manifest order
+    index, position = found.index, found.row
     labels = dict(zip(frame["id"], frame["label"]))
     group_of = dict(zip(frame["id"], frame["group"].fillna(frame["id"])))
     group_codes = {g: n for n, g in enumerate(dict.fromkeys(group_of[i] for i in real_ids + augmented_ids))}
@@ -195,14 +195,14 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
         return (winner == mine) & (winner >= 0), winner >= 0
 
     # neighbours from other groups only: copies of the same recording (its group) would vouch for any label
-    real_agrees, real_votes = majority_agrees(index.search_apart(unit[real_rows], real_groups, real_groups, k).index,
+    real_agrees, real_votes = majority_agrees(index.search_apart(index.reference, real_groups, real_groups, k).index,
                                               real_labels)
     real_agrees = real_agrees[real_votes]
     real_rate = float(real_agrees.mean()) if len(real_agrees) else 0.0
     aug_rows = np.array([position[i] for i in augmented_ids])
     aug_labels = np.array([labels[i] for i in augmented_ids], dtype=object)
     aug_groups = np.array([group_codes[group_of[i]] for i in augmented_ids])
-    neighbours = index.search_apart(unit[aug_rows], aug_groups, real_groups, k).index
+    neighbours = index.search_apart(found.unit[aug_rows], aug_groups, real_groups, k).index
     agrees, votes = majority_agrees(neighbours, aug_labels)
     augmented_ids = [i for i, v in zip(augmented_ids, votes) if v]
     neighbours, aug_labels, agrees = neighbours[votes], aug_labels[votes], agrees[votes]  # no other group: no vote

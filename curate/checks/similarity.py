@@ -392,38 +392,42 @@ def codes(view, ids: list[str], column: str) -> np.ndarray:
     return np.unique(np.asarray(values, dtype=str), return_inverse=True)[1]
 
 
-def standardised_embeddings(view, progress=None) -> tuple[list[str], np.ndarray]:
-    """Embeddings z-scored per dimension, then scaled to unit length (cosine geometry for neighbour queries).
-    Made in one float32 array (no temporaries of the same size) and memoised on the view: realism and ambiguity
-    both ask, and at 200k items each copy is 450 MB."""
+@dataclass(frozen=True)
+class RealIndex:
+    """The items' embeddings z-scored per dimension (over every item), then scaled to unit length (cosine
+    geometry), with the real items' rows first, and an Index over those rows (a view of `unit`, not a copy)."""
+    ids: list[str]        # the item of each row of `unit`: the real items in manifest order, then the others
+    unit: np.ndarray      # (items, dims) float32
+    real: int             # rows 0 .. real - 1 are the real items: the rows of `index`
+    index: "Index"
+
+    @property
+    def row(self) -> dict[str, int]:
+        return {i: n for n, i in enumerate(self.ids)}
+
+
+def real_index(view, progress=None) -> RealIndex:
+    """The RealIndex of a view, memoised on it: realism's "label kept" and ambiguity's neighbour shares ask about the
+    same rows, and above EXACT_UP_TO items building the graph is most of the cost of either (37.5k rows of 560
+    floats). One float32 copy of the embeddings is kept (at 200k items each copy is 450 MB); the statistics are
+    taken in manifest order, so the values are those of z-scoring the manifest-ordered matrix."""
+    from curate.checks.index import Index
     from curate.features import embeddings
 
     memo = view.__dict__.setdefault("_similarity_memo", {})
-    if "standardised_embeddings" in memo:
-        return memo["standardised_embeddings"]
-    ids, matrix = embeddings(view, progress=progress)
-    if len(ids) == 0:
-        return ids, matrix
-    z = np.array(matrix, dtype=np.float32)   # the same float32 operations as (m - mean) / std / |row|, in place
-    std = np.maximum(z.std(axis=0), 1e-6)
-    z -= z.mean(axis=0)
-    z /= std
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    memo["standardised_embeddings"] = (ids, z)
-    return ids, z
-
-
-def real_index(view, progress=None) -> tuple[list[str], np.ndarray, np.ndarray, Index]:
-    """(ids, standardised embeddings, rows of the real items in manifest order, an Index over those rows),
-    memoised on the view: realism's "label kept" and ambiguity's neighbour shares ask about the same rows, and
-    above EXACT_UP_TO items building the graph is most of the cost of either (37.5k rows of 560 floats)."""
-    from curate.checks.index import Index
-
-    memo = view.__dict__.setdefault("_similarity_memo", {})
     if "real_index" not in memo:
-        ids, unit = standardised_embeddings(view, progress=progress)
-        position = {i: n for n, i in enumerate(ids)}
-        frame = view.manifest
-        rows = np.array([position[i] for i, o in zip(frame["id"], frame["origin"]) if o == "real"], dtype=np.int64)
-        memo["real_index"] = (ids, unit, rows, Index(unit[rows]))
+        ids, matrix = embeddings(view, progress=progress)
+        matrix = np.asarray(matrix, dtype=np.float32)
+        origin = dict(zip(view.manifest["id"], view.manifest["origin"]))
+        real = np.array([origin[i] == "real" for i in ids], dtype=bool)
+        order = np.r_[np.flatnonzero(real), np.flatnonzero(~real)]
+        unit = np.zeros((0, 0), np.float32) if len(ids) == 0 else matrix[order]
+        if len(ids):
+            std = np.maximum(matrix.std(axis=0), 1e-6)
+            unit -= matrix.mean(axis=0)
+            unit /= std
+            unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+        del matrix
+        count = int(real.sum())
+        memo["real_index"] = RealIndex([ids[n] for n in order], unit, count, Index(unit[:count]))
     return memo["real_index"]
