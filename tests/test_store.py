@@ -234,3 +234,36 @@ def test_commit_refuses_rows_without_media_or_stored_object(speech_copy):
     with pytest.raises(BadInput, match="unknown field"):
         ds.commit(ds.load().manifest, {}, {"colour": "red"})
     assert ds.versions() == ["v0001"]
+
+
+def test_objects_brought_from_another_local_store_are_hard_links_checked_first(speech_dataset, tmp_path, monkeypatch):
+    """A run into another dataset brings the parent's objects: hard links (no bytes written), each hashed first;
+    a damaged one stores nothing; where links are impossible (another filesystem) they are copies."""
+    parent = curate.open(speech_dataset).load()
+    target = curate.store.open_dataset(tmp_path / "out", create=True)
+    assert target.bring_objects(parent) == 250
+    pairs = list(zip(parent.manifest["object"], parent.manifest["ext"]))
+    for digest, ext in pairs:
+        mine, theirs = target.object_path(digest, ext).stat(), parent.dataset.object_path(digest, ext).stat()
+        assert (mine.st_ino, mine.st_dev) == (theirs.st_ino, theirs.st_dev) and mine.st_mode & 0o222 == 0
+    assert target.bring_objects(parent) == 0   # nothing left to bring
+
+    copies = curate.store.open_dataset(tmp_path / "copies", create=True)
+    monkeypatch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
+    assert copies.bring_objects(parent) == 250
+    digest, ext = pairs[0]
+    assert copies.object_path(digest, ext).stat().st_nlink == 1
+    assert copies.object_path(digest, ext).read_bytes() == parent.dataset.object_path(digest, ext).read_bytes()
+
+
+def test_a_damaged_parent_object_is_named_and_nothing_is_linked(speech_copy, tmp_path):
+    parent = curate.open(speech_copy).load()
+    damaged = parent.media_path("espeak_us/three.wav")
+    data = bytearray(damaged.read_bytes())
+    data[200] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    target = curate.store.open_dataset(tmp_path / "out", create=True)
+    with pytest.raises(BadInput, match=r"three|does not match its content") as raised:
+        target.bring_objects(parent)
+    assert str(damaged) in str(raised.value) and "curate verify" in str(raised.value)
+    assert not [p for p in (tmp_path / "out" / "objects").rglob("*") if p.is_file()]
