@@ -6,9 +6,9 @@ Source datasets are sample_media/speech replicated (each copy re-levelled by a t
 distinct), all in train. The recipe mixes real cafe noise into every source (budget = sources) and writes into a new
 dataset (--out), so the parent's objects are brought in (hard links). The gate runs only the leakage check without
 near-duplicates (no features needed) so the figures are the runner's own; `bench/checks.py` times the full gate.
-One untimed run per size comes first: the first run from a parent computes the parent's metrics for the report and
-caches them in the parent, and every later run reuses them (measured: the first run of the series took 38 s of CPU,
-the next 19.5 s), so timing it would charge whichever worker count ran first. Each run is a separate `augment run`
+One untimed run per size comes first: the first run after the parent was built took 38 s of CPU, the next 19.5 s
+(nothing is cached in the parent: most likely the disk still writing back the 10k files just built), so timing it
+would charge whichever worker count ran first. Each run is a separate `augment run`
 process: items/s over its wall time, its peak RSS (wait4's ru_maxrss: the largest process of that tree) and its CPU
 time; --runs runs per size and worker count, interleaved, min/median/max printed, and the 2-worker / 1-worker ratio
 per run.
@@ -106,8 +106,7 @@ def main() -> None:
         folder = Path(tmp)
         for size in sizes:
             dataset = build_dataset(folder, size)
-            # untimed: the first run into a parent computes the parent's features (the report's metrics) and caches
-            # them in the parent; every later run reuses them, so timing it would charge one worker count for it
+            # untimed: the first run after the build ran at half speed (see the docstring)
             run_once(dataset, size, workers[0], folder, -1)
             for run in range(args.runs):   # interleaved, so a busy spell slows every worker count alike
                 for w in workers:
