@@ -290,7 +290,8 @@ class Dataset:
         From another local store they are hard links where the filesystem allows (objects are read-only and
         never rewritten, so two names of one file cannot drift apart; removing one name, as `curate gc` does,
         leaves the other), else copies: copying a 10k-clip parent into a new dataset wrote 300 MB and took
-        9 s of a 25 s run on a 2-core VM, linking it takes under a second. Each is hashed first either way."""
+        9 s of a 25 s run on a 2-core VM, linking it takes under a second. Each is hashed first either way. The
+        features the other store has cached for its objects come along (curate.features.share_cache)."""
         pairs = sorted(set(zip(view.manifest["object"], view.manifest["ext"])))
         files = [(view.dataset.object_path(digest, ext), ext, digest) for digest, ext in pairs]
 
@@ -299,13 +300,18 @@ class Dataset:
                             f"content (sha256 {stored}); run `curate verify {view.dataset.location}`")
 
         if type(view.dataset) is Dataset and type(self) is Dataset:   # both local stores (not a cache of a bucket)
-            linked, files_left = self._link_objects(files, mismatch)
-            return linked + self.put_files(files_left, lambda n, stored: mismatch(files.index(files_left[n]), stored))
+            from curate.features import share_cache
+
+            linked, left = self._link_objects(files, mismatch)
+            brought = linked + self.put_files([files[n] for n in left], lambda k, stored: mismatch(left[k], stored))
+            share_cache(self, view.dataset, {digest for digest, _ in pairs})   # and their cached features
+            return brought
         return self.put_files(files, mismatch)
 
-    def _link_objects(self, files: list[tuple[Path, str, str]], mismatch) -> tuple[int, list]:
+    def _link_objects(self, files: list[tuple[Path, str, str]], mismatch) -> tuple[int, list[int]]:
         """Hard-link the objects of another local store that this one lacks, each hashed first; returns (how many
-        were linked, the files that could not be: another filesystem, or one without hard links)."""
+        were linked, the positions in `files` of those to copy instead: on another filesystem, one without hard
+        links, or an object someone made writable, which a link would bring in writable)."""
         import curate.files as io_files
         from curate.media import sha256_file
 
@@ -315,12 +321,12 @@ class Dataset:
             stored = sha256_file(Path(files[n][0]))
             if stored != files[n][2]:
                 raise mismatch(n, stored)
-        linked, left, folders = 0, [], set()
+        linked, left, folders, refused = 0, [], set(), False
         for n in todo:
             file, ext, digest = files[n]
             target = objects / digest[:2] / f"{digest}.{ext}"
-            if left:   # once linking failed, the rest are copied too (same filesystems)
-                left.append(files[n])
+            if refused or os.stat(file).st_mode & 0o222:   # once linking failed, the rest are copied too
+                left.append(n)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -328,7 +334,8 @@ class Dataset:
             except FileExistsError:
                 continue   # another writer stored it meanwhile
             except OSError:
-                left.append(files[n])
+                refused = True
+                left.append(n)
                 continue
             linked += 1
             folders.add(target.parent)

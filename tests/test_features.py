@@ -95,3 +95,28 @@ def test_the_packs_kept_in_memory_stay_within_their_budget_and_a_pack_read_again
     features.pixel_thumbnails(version)
     features.pixel_thumbnails(version)
     assert [p.parent.name for p in reads].count("thumb32-v1") == 1   # a pack within the budget is read once
+
+
+def test_a_new_dataset_gets_the_parents_cached_features_with_its_objects(tmp_path, monkeypatch):
+    """Objects brought from a parent bring its cached features (keyed by object hash): the new dataset's gate
+    computes none of them again. Before, a run into a new dataset recomputed every parent object's features."""
+    import curate.features as features
+    from curate.importer import import_folder
+    from curate.store import open_dataset
+    from curate.view import MemoryView
+
+    parent = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "parent").version
+    ids, expected = features.embeddings(parent)
+    table = features.metrics(parent)
+    target = open_dataset(tmp_path / "new", create=True)
+    target.bring_objects(parent)
+    computed = []
+    monkeypatch.setattr(features, "image_embedding", lambda path: computed.append(path))
+    monkeypatch.setattr(features, "_metrics_of", lambda media, path: computed.append(path))
+    view = MemoryView(target, parent.manifest)
+    again_ids, again = features.embeddings(view)
+    assert computed == [] and again_ids == ids and again.tobytes() == expected.tobytes()
+    assert features.metrics(view).loc[ids].equals(table.loc[ids])
+    assert computed == []
+    packs = sorted(p.parent.name for p in (tmp_path / "new" / "cache" / "features").glob("*/pack.*"))
+    assert packs == sorted(p.parent.name for p in (tmp_path / "parent" / "cache" / "features").glob("*/pack.*"))

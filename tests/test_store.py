@@ -267,3 +267,33 @@ def test_a_damaged_parent_object_is_named_and_nothing_is_linked(speech_copy, tmp
         target.bring_objects(parent)
     assert str(damaged) in str(raised.value) and "curate verify" in str(raised.value)
     assert not [p for p in (tmp_path / "out" / "objects").rglob("*") if p.is_file()]
+
+
+def test_a_writable_parent_object_is_copied_read_only_and_a_copy_stage_mismatch_names_its_file(speech_copy, tmp_path,
+                                                                                               monkeypatch):
+    """A link would bring an object someone made writable in writable (objects are read-only): such objects are
+    copied. The copy stage checks each object again and names the right file when one does not match."""
+    parent = curate.open(speech_copy).load()   # speech_copy made every file writable
+    target = curate.store.open_dataset(tmp_path / "out", create=True)
+    assert target.bring_objects(parent) == 250
+    modes = {(p.stat().st_mode & 0o777, p.stat().st_nlink) for p in (tmp_path / "out" / "objects").rglob("*.wav")}
+    assert modes == {(0o444, 1)}
+
+    for path in (speech_copy / "objects").rglob("*.wav"):
+        path.chmod(0o444)
+    damaged = parent.media_path("espeak_us/three.wav")   # the only writable object: the only one copied
+    damaged.chmod(0o644)
+    link = curate.store.Dataset._link_objects
+
+    def damage_after_the_first_check(self, files, mismatch):
+        found = link(self, files, mismatch)
+        data = bytearray(damaged.read_bytes())
+        data[200] ^= 0x01
+        damaged.write_bytes(bytes(data))
+        return found
+
+    monkeypatch.setattr(curate.store.Dataset, "_link_objects", damage_after_the_first_check)
+    again = curate.store.open_dataset(tmp_path / "again", create=True)
+    with pytest.raises(BadInput) as raised:
+        again.bring_objects(parent)
+    assert str(raised.value).startswith(f"{damaged}: object ") and "does not match its content" in str(raised.value)
