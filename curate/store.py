@@ -287,9 +287,9 @@ class Dataset:
     def bring_objects(self, view) -> int:
         """Put into this store the objects of `view` (a version of another dataset) that it lacks; returns how
         many were brought. Call it under the lock, so `curate gc` cannot remove them before the commit.
-        From another local store they are hard links where the filesystem allows (objects are read-only and
-        never rewritten, so two names of one file cannot drift apart; removing one name, as `curate gc` does,
-        leaves the other), else copies: copying a 10k-clip parent into a new dataset wrote 300 MB and took
+        From another local store they are hard links where the filesystem allows and the object is read-only
+        (objects are never rewritten, so two names of one file cannot drift apart; removing one name, as `curate
+        gc` does, leaves the other), else copies: copying a 10k-clip parent into a new dataset wrote 300 MB and took
         9 s of a 25 s run on a 2-core VM, linking it takes under a second. Each is hashed first either way. The
         features the other store has cached for its objects come along (curate.features.share_cache)."""
         pairs = sorted(set(zip(view.manifest["object"], view.manifest["ext"])))
@@ -315,8 +315,7 @@ class Dataset:
         import curate.files as io_files
         from curate.media import sha256_file
 
-        objects = self.path / "objects"
-        todo = [n for n, (_, ext, digest) in enumerate(files) if not (objects / digest[:2] / f"{digest}.{ext}").exists()]
+        todo = [n for n, (_, ext, digest) in enumerate(files) if not self.object_path(digest, ext).exists()]
         for n in todo:   # every object checked before any is stored: a damaged one stores nothing
             stored = sha256_file(Path(files[n][0]))
             if stored != files[n][2]:
@@ -324,7 +323,7 @@ class Dataset:
         linked, left, folders, refused = 0, [], set(), False
         for n in todo:
             file, ext, digest = files[n]
-            target = objects / digest[:2] / f"{digest}.{ext}"
+            target = self.object_path(digest, ext)
             if refused or os.stat(file).st_mode & 0o222:   # once linking failed, the rest are copied too
                 left.append(n)
                 continue
@@ -342,7 +341,7 @@ class Dataset:
         if linked:   # the new names on disk before the version that references them
             syncfs = io_files.syncfs_function()
             if syncfs is not None:
-                io_files.sync_filesystem(syncfs, os.fspath(objects))
+                io_files.sync_filesystem(syncfs, os.fspath(self.path / "objects"))
             else:
                 for folder in folders:
                     io_files.fsync_dir(folder)
