@@ -227,7 +227,10 @@ class _Pack:
 
     def _remember(self, stamp: float, values: dict) -> None:
         if self.as_json:   # Python dicts of floats: about 3x the JSON text
-            size = 3 * self.path.stat().st_size
+            try:
+                size = 3 * self.path.stat().st_size
+            except OSError:   # removed meanwhile: nothing to remember it by
+                return
         else:
             first = next(iter(values.values()), None)
             size = len(values) * (getattr(first, "nbytes", 8) + 100)   # a row view costs ~100 bytes of its own
