@@ -204,9 +204,9 @@ def gc(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://
     from curate.store import open_dataset
     from curate.verify import collect
 
-    garbage, size = collect(open_dataset(location(dataset)), dry_run=dry_run)
+    garbage, size, shared = collect(open_dataset(location(dataset)), dry_run=dry_run)
     if as_json:
-        print_json({"dry_run": dry_run, "objects": len(garbage), "bytes": size,
+        print_json({"dry_run": dry_run, "objects": len(garbage), "bytes": size, "shared_bytes": shared,
                     "removed": [{"path": str(path), "bytes": n} for path, n in garbage]})
         return
     for path, bytes_ in garbage[:20]:
@@ -214,7 +214,9 @@ def gc(dataset: str = typer.Argument(..., help="Dataset directory, or URL (s3://
     if len(garbage) > 20:
         print(f"... and {len(garbage) - 20} more")
     verb = "would remove" if dry_run else "removed"
-    print(f"{verb} {len(garbage)} unreferenced object(s), {size / 1e6:.2f} MB")
+    kept = f" ({shared / 1e6:.2f} MB of it stays on disk: another dataset holds the same files as hard links)" \
+        if shared else ""
+    print(f"{verb} {len(garbage)} unreferenced object(s), {size / 1e6:.2f} MB{kept}")
 
 
 @app.command()

@@ -181,8 +181,9 @@ def _check_latest(dataset, names: list[str], digests: dict[str, str], problems: 
                                 "changed since it was committed (sha256 recorded in LATEST does not match)"))
 
 
-def collect(dataset: "Dataset", dry_run: bool = False) -> tuple[list[tuple[Path | str, int]], int]:
-    """Objects no committed version references, with their sizes, removed unless `dry_run`; (objects, bytes).
+def collect(dataset: "Dataset", dry_run: bool = False) -> tuple[list[tuple[Path | str, int]], int, int]:
+    """Objects no committed version references, with their sizes, removed unless `dry_run`; (objects, bytes,
+    bytes of those that another dataset shares as hard links: removing this name leaves them on disk).
     Runs under the writer lock, so no writer has objects in flight (taking it also removes what an interrupted
     commit left: on object storage, the uploads of a version that never got its version.json)."""
     with dataset.lock():
@@ -192,9 +193,17 @@ def collect(dataset: "Dataset", dry_run: bool = False) -> tuple[list[tuple[Path 
             referenced |= set(zip(frame["object"], frame["ext"]))
         names = {_object_name(dataset, d, e) for d, e in referenced}
         garbage = sorted((p, size) for p, size in dataset.stored_objects().items() if p not in names)
+        shared = sum(size for p, size in garbage if isinstance(p, Path) and _links(p) > 1)
         if not dry_run:
             dataset.remove_objects([p for p, _ in garbage])
-        return garbage, sum(size for _, size in garbage)
+        return garbage, sum(size for _, size in garbage), shared
+
+
+def _links(path: Path) -> int:
+    try:
+        return path.stat().st_nlink
+    except OSError:
+        return 1
 
 
 def _object_name(dataset, digest: str, ext: str) -> Path | str:

@@ -142,3 +142,20 @@ def test_a_writer_refuses_to_chain_onto_an_edited_version(chain, tmp_path, augme
     assert code == 2 and "not what an interrupted commit leaves" in err and "curate verify" in err
     assert curate.open(chain).versions() == ["v0001", "v0002"] and not (chain / ".lock").exists()
     assert problems_of(chain)  # the edit is still there for verify to name
+
+
+def test_gc_says_which_bytes_stay_on_disk_because_another_dataset_links_them(speech_dataset, tmp_path, curate_cli):
+    """Objects brought from a parent are hard links: removing the child's names frees nothing of them, and gc says
+    so instead of counting them as freed."""
+
+    parent = curate.open(speech_dataset).load()
+    child = curate.store.open_dataset(tmp_path / "child", create=True)
+    assert child.bring_objects(parent) == 250   # no version of the child references them: all garbage
+    total = sum(parent.dataset.object_path(d, e).stat().st_size
+                for d, e in set(zip(parent.manifest["object"], parent.manifest["ext"])))
+    dry = curate_cli("gc", tmp_path / "child", "--dry-run", "--json")
+    figures = json.loads(dry.out)
+    assert dry.code == 0 and figures["objects"] == 250 and figures["bytes"] == figures["shared_bytes"] == total
+    done = curate_cli("gc", tmp_path / "child")
+    assert done.code == 0 and f"{total / 1e6:.2f} MB of it stays on disk" in done.out
+    assert problems_of(speech_dataset) == [] and not list((tmp_path / "child" / "objects").rglob("*.wav"))
