@@ -247,6 +247,11 @@ class _Pack:
         self.path = directory / ("pack.json" if as_json else "pack.npz") if directory else None
         self.as_json = as_json
 
+    @classmethod
+    def of(cls, dataset, kind: str) -> "_Pack":
+        """The pack of `kind` in `dataset`'s cache (metrics kinds are JSON, the rest arrays)."""
+        return cls(_cache_dir(dataset, kind), as_json=kind.startswith("metrics"))
+
     def load(self) -> dict[str, object]:
         if self.path is None or not self.path.is_file():
             return {}
@@ -303,7 +308,7 @@ def _cached(version, kind: str, compute: Callable[[str, Path], object], ids: Seq
     frame = version.manifest
     if ids is not None:
         frame = frame.set_index("id").loc[list(ids)].reset_index()
-    pack = _Pack(_cache_dir(version.dataset, kind), as_json=kind.startswith("metrics"))
+    pack = _Pack.of(version.dataset, kind)
     known = pack.load()
     rows = list(zip(frame["id"], frame["object"], frame["ext"], frame["media"]))
     missing = [r for r in rows if r[1] not in known]
@@ -331,7 +336,7 @@ def _cached(version, kind: str, compute: Callable[[str, Path], object], ids: Seq
         for other_kinds in siblings.values():
             for other, (_, _, other_new) in other_kinds.items():
                 if other_new:
-                    _Pack(_cache_dir(version.dataset, other), as_json=other.startswith("metrics")).add(other_new)
+                    _Pack.of(version.dataset, other).add(other_new)
     if new:
         pack.add(new)
     return {item_id: known[digest] if digest in known else new[digest] for item_id, digest, _, _ in rows}
@@ -346,7 +351,7 @@ def _siblings(version, kind: str, pack: "_Pack") -> dict[str, dict[str, tuple]]:
     for media in ("audio", "image"):
         kinds = one_pass_kinds(media)
         if kind in kinds:
-            out[media] = {other: (compute, _Pack(_cache_dir(version.dataset, other), other.startswith("metrics")).load(), {})
+            out[media] = {other: (compute, _Pack.of(version.dataset, other).load(), {})
                           for other, compute in kinds.items() if other != kind}
     return out
 
@@ -434,11 +439,10 @@ def share_cache(target, source, digests: set[str]) -> int:
         return 0
     added = 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        as_json = folder.name.startswith("metrics")
-        known = _Pack(folder, as_json).load()
+        known = _Pack(folder, as_json=folder.name.startswith("metrics")).load()
         if not known:
             continue
-        pack = _Pack(_cache_dir(target, folder.name), as_json)
+        pack = _Pack.of(target, folder.name)
         if pack.path is None:
             return added
         mine = pack.load()

@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from curate.checks.index import Index
 
 BLOCK = 1024
-BLOCK_CELLS = 1 << 22  # similarities held at once by the near-duplicate passes (about 18 bytes each with their masks and ranks)
+# similarities held at once by the near-duplicate passes (about 18 bytes each with their masks and ranks)
+BLOCK_CELLS = 1 << 22
 NEAR_DUPLICATE_RATIO = 0.25
 FLOOR = 0.03
 CEILING = 0.35
