@@ -301,3 +301,38 @@ def test_a_significant_accuracy_drop_is_a_finding():
     flat = evaluation.compare([i < 5 for i in range(10)], [i < 5 or i == 7 for i in range(10)], [["car_noise"]] * 10,
                               [f"g{i}" for i in range(10)], ["car_noise"])
     assert [f.severity for f in evaluation.check(flat, ["car_noise"], section("evaluation"))] == ["info"]
+
+
+def test_the_gate_drops_each_shared_computation_once_no_check_left_needs_it(ocr_dataset, monkeypatch):
+    """Checks sharing a memoised computation run one after the other, and it is dropped when the last of them is
+    done, on the candidate and on the source (a 200k-item real index is ~800 MB that consistency would otherwise
+    hold on top of its own peak); the findings and statuses still come in the config's order, the same as before."""
+    from curate.checks import gate
+    from curate.checks.similarity import MEMO_FAMILIES
+
+    parent = curate.open(ocr_dataset).load()
+    candidate = with_copies(parent, {"I": 6, "1": 6})
+    checks = ["leakage", "consistency", "splits", "ambiguity", "realism", "change"]
+    plain = run_gate(candidate, parent, {"checks": checks})      # reference findings
+    for view in (candidate, parent):
+        assert not view.__dict__.get("_similarity_memo")          # nothing left memoised after the gate
+
+    families = lambda view: {MEMO_FAMILIES[k if isinstance(k, str) else k[0]]
+                             for k in view.__dict__.get("_similarity_memo", {})}
+    seen = []
+    for name in gate.RUN_ORDER:
+        module = __import__(f"curate.checks.{name}", fromlist=["check"])
+        original = module.check
+
+        def spy(view, source, config, name=name, original=original):
+            if view is candidate:
+                seen.append((name, families(candidate) | families(parent)))
+            return original(view, source, config)
+        monkeypatch.setattr(module, "check", spy)
+    result = run_gate(candidate, parent, {"checks": checks})
+    assert [n for n, _ in seen] == ["realism", "ambiguity", "consistency", "leakage", "splits", "change"]
+    assert dict(seen) == {"realism": set(), "ambiguity": {"embeddings"}, "consistency": set(), "leakage": {"pairs"},
+                          "splits": set(), "change": set()}
+    assert list(result.checks) == checks
+    assert [f.to_dict() for f in result.findings] == [f.to_dict() for f in plain.findings]
+    assert [f.check for f in result.findings] == sorted((f.check for f in result.findings), key=checks.index)

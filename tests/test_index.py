@@ -1,6 +1,7 @@
 """The neighbour index behind the gate's pairwise questions: exact search equals the all-pairs product; the graph
 search used above EXACT_UP_TO rows states a recall measured against exact search."""
 import numpy as np
+import pytest
 
 from curate.checks import index as idx
 
@@ -144,17 +145,22 @@ def test_pairs_within_a_limit_are_those_of_one_search_for_k_when_most_rows_ask_o
     assert within(similarity._within(index, rows, x, k, limit)) == truth
 
 
-def test_the_real_index_holds_one_copy_of_the_embeddings_z_scored_in_manifest_order(tmp_path):
-    """The real rows come first so the index reads them without a copy; the values are bit for bit those of
-    z-scoring the manifest-ordered matrix (the statistics' float32 sums depend on the row order)."""
+@pytest.mark.parametrize("graph", [False, True])
+def test_the_real_index_holds_one_copy_of_the_embeddings_z_scored_in_manifest_order(tmp_path, monkeypatch, graph):
+    """The real rows are held once: as the exact search's reference, or (graph) only in the graph's own storage;
+    the values are bit for bit those of z-scoring the manifest-ordered matrix (the statistics' float32 sums depend
+    on the row order)."""
     import pandas as pd
     from conftest import SAMPLE_MEDIA
 
+    from curate.checks import index as index_module
     from curate.checks.similarity import real_index
     from curate.features import embeddings
     from curate.importer import import_folder
     from curate.view import MemoryView
 
+    if graph:
+        monkeypatch.setattr(index_module, "EXACT_UP_TO", 10)
     version = import_folder(SAMPLE_MEDIA / "ocr", tmp_path / "ds").version
     frame = version.manifest.copy()
     frame.loc[frame.index[1::3], "origin"] = "augmented"   # interleaved, so the order changes
@@ -169,6 +175,10 @@ def test_the_real_index_holds_one_copy_of_the_embeddings_z_scored_in_manifest_or
     expected = dict(zip(ids, z))
     real = [i for i, o in zip(view.manifest["id"], view.manifest["origin"]) if o == "real"]
     assert found.ids[: found.real] == real and found.real == len(real) < len(ids)
-    assert all(found.unit[n].tobytes() == expected[i].tobytes() for n, i in enumerate(found.ids))
-    assert np.shares_memory(found.index.reference, found.unit)   # no second copy of the real rows
+    assert found.index.exact is not graph
+    rows = found.vectors(np.arange(len(ids))[::-1])                  # gathered from both parts, in any order
+    assert all(rows[-1 - n].tobytes() == expected[i].tobytes() for n, i in enumerate(found.ids))
+    assert found.others.shape == (len(ids) - len(real), matrix.shape[1])   # the real rows are not held twice
+    if graph:   # the graph's storage is the only copy of the real rows
+        assert not found.index.reference.flags.writeable and not found.index.reference.flags.owndata
     assert real_index(view) is found                             # memoised on the view

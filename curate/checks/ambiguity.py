@@ -19,6 +19,7 @@ from curate.checks import Finding, train_mask
 from curate.checks.similarity import real_index
 
 CHECK = "ambiguity"
+SHARED = frozenset({"embeddings"})   # memoised computations it reads (curate.checks.similarity.forget)
 
 
 def confusable_pairs(view, config) -> dict[tuple[str, str], float]:

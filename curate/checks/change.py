@@ -31,6 +31,7 @@ import numpy as np
 from curate.checks import Finding, train_mask
 
 CHECK = "change"
+SHARED = frozenset()   # memoised computations it reads (curate.checks.similarity.forget)
 
 
 def _finding(severity: str, message: str, **fields) -> Finding:

@@ -20,6 +20,7 @@ from curate.checks import Finding
 from curate.checks.similarity import codes, near_duplicates
 
 CHECK = "consistency"
+SHARED = frozenset({"pairs"})   # memoised computations it reads (curate.checks.similarity.forget)
 FILLERS = ("um", "uh", "er", "erm", "ah", "hmm", "mm", "uhm")
 _FILLER = re.compile(r"\b(" + "|".join(FILLERS) + r")\b")
 

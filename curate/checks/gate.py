@@ -44,6 +44,8 @@ from curate.checks import Finding, GateResult
 from curate.exceptions import BadInput
 
 CHECK_NAMES = ("realism", "consistency", "splits", "ambiguity", "leakage", "change")
+# the order checks run in: those sharing a memoised computation (their SHARED) next to each other
+RUN_ORDER = ("realism", "ambiguity", "consistency", "leakage", "splits", "change")
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 MAX_LISTED = 50
 
@@ -174,23 +176,33 @@ def load_config(path: str | Path | None) -> GateConfig:
 
 def run_gate(candidate, source, config: GateConfig | dict | None = None, progress=None) -> GateResult:
     """Run the configured checks on `candidate` against `source` (the version the change was made from; None for a
-    first import) and mark every finding new or inherited (see curate.checks)."""
+    first import) and mark every finding new or inherited (see curate.checks). The checks run in RUN_ORDER, so
+    those that share a memoised computation run one after the other, and each computation is dropped once no check
+    left needs it (peak memory is then the largest of them, not their sum); findings come in the config's order."""
     from curate.checks import ambiguity, change, consistency, leakage, realism, splits
+    from curate.checks.similarity import forget
 
     if not isinstance(config, GateConfig):
         config = parse_config(config)
     modules = {"realism": realism, "consistency": consistency, "splits": splits, "ambiguity": ambiguity,
                "leakage": leakage, "change": change}
     blocking = ("error",) if config.block_on == "error" else ("error", "warning")
-    result = GateResult((), blocking, (), {}, config.block_on_inherited)
-    for name in (progress(config.checks, "checks") if progress else config.checks):
+    order = sorted(dict.fromkeys(config.checks), key=RUN_ORDER.index)
+    done: dict[str, tuple[list[Finding], float]] = {}
+    for n, name in enumerate(progress(order, "checks") if progress else order):
         start = time.perf_counter()
         section = config.section(name)
         found = modules[name].check(candidate, source, section)
         before = None
         if source is not None and any(f.severity != "info" and not f.relative for f in found):
             before = modules[name].check(source, None, section)  # what the source already had
-        result = result.add(classify(found, before), name, round(time.perf_counter() - start, 3))
+        done[name] = (classify(found, before), round(time.perf_counter() - start, 3))
+        needed = frozenset().union(*(modules[later].SHARED for later in order[n + 1:]))
+        for view in (candidate, source):
+            forget(view, needed)
+    result = GateResult((), blocking, (), {}, config.block_on_inherited)
+    for name in dict.fromkeys(config.checks):
+        result = result.add(done[name][0], name, done[name][1])
     return result
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from curate.checks.similarity import codes, near_duplicates
 
 CHECK = "leakage"
+SHARED = frozenset({"pairs"})   # memoised computations it reads (curate.checks.similarity.forget)
 
 
 def check(candidate, source, config) -> list[Finding]:

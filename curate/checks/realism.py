@@ -29,6 +29,7 @@ from curate.checks import Finding
 from curate.checks.similarity import real_index
 
 CHECK = "realism"
+SHARED = frozenset({"embeddings"})   # memoised computations it reads (curate.checks.similarity.forget)
 TWO_SAMPLE_MAX = 2000
 
 
@@ -202,7 +203,7 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
     aug_rows = np.array([position[i] for i in augmented_ids])
     aug_labels = np.array([labels[i] for i in augmented_ids], dtype=object)
     aug_groups = np.array([group_codes[group_of[i]] for i in augmented_ids])
-    neighbours = index.search_apart(found.unit[aug_rows], aug_groups, real_groups, k).index
+    neighbours = index.search_apart(found.vectors(aug_rows), aug_groups, real_groups, k).index
     agrees, votes = majority_agrees(neighbours, aug_labels)
     augmented_ids = [i for i, v in zip(augmented_ids, votes) if v]
     neighbours, aug_labels, agrees = neighbours[votes], aug_labels[votes], agrees[votes]  # no other group: no vote

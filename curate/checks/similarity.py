@@ -396,22 +396,33 @@ def codes(view, ids: list[str], column: str) -> np.ndarray:
 @dataclass(frozen=True)
 class RealIndex:
     """The items' embeddings z-scored per dimension (over every item), then scaled to unit length (cosine
-    geometry), with the real items' rows first, and an Index over those rows (a view of `unit`, not a copy)."""
-    ids: list[str]        # the item of each row of `unit`: the real items in manifest order, then the others
-    unit: np.ndarray      # (items, dims) float32
-    real: int             # rows 0 .. real - 1 are the real items: the rows of `index`
+    geometry), with the real items' rows first. The real rows are held once, as the rows of `index` (above
+    EXACT_UP_TO, the graph's own storage); the others are `others`. `vectors` gathers rows of either."""
+    ids: list[str]        # the item of each row: the real items in manifest order, then the others
+    others: np.ndarray    # (items - real, dims) float32: the rows real .. items - 1
+    real: int             # rows 0 .. real - 1 are the real items: the rows of `index` (index.reference)
     index: "Index"
 
     @property
     def row(self) -> dict[str, int]:
         return {i: n for n, i in enumerate(self.ids)}
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The unit rows at positions `rows` (of `ids`), in that order, as a new array."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.others.shape[1] if self.others.ndim == 2 else 0), np.float32)
+        real = rows < self.real
+        out[real] = self.index.reference[rows[real]]
+        out[~real] = self.others[rows[~real] - self.real]
+        return out
+
 
 def real_index(view, progress=None) -> RealIndex:
     """The RealIndex of a view, memoised on it: realism's "label kept" and ambiguity's neighbour shares ask about the
     same rows, and above EXACT_UP_TO items building the graph is most of the cost of either (37.5k rows of 560
-    floats). One float32 copy of the embeddings is kept (at 200k items each copy is 450 MB); the statistics are
-    taken in manifest order, so the values are those of z-scoring the manifest-ordered matrix."""
+    floats). Each row is held once (at 200k items a copy of every row is 450 MB); the statistics are taken in
+    manifest order, so the values are those of z-scoring the manifest-ordered matrix (each row is then standardised
+    on its own: its bytes do not depend on which array it sits in)."""
     from curate.checks.index import Index
     from curate.features import embeddings
 
@@ -421,14 +432,36 @@ def real_index(view, progress=None) -> RealIndex:
         matrix = np.asarray(matrix, dtype=np.float32)
         origin = dict(zip(view.manifest["id"], view.manifest["origin"]))
         real = np.array([origin[i] == "real" for i in ids], dtype=bool)
-        order = np.r_[np.flatnonzero(real), np.flatnonzero(~real)]
-        unit = np.zeros((0, 0), np.float32) if len(ids) == 0 else matrix[order]
         if len(ids):
-            std = np.maximum(matrix.std(axis=0), 1e-6)
-            unit -= matrix.mean(axis=0)
-            unit /= std
-            unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+            mean, std = matrix.mean(axis=0), np.maximum(matrix.std(axis=0), 1e-6)
+        parts = []
+        for rows in (np.flatnonzero(real), np.flatnonzero(~real)):
+            unit = matrix[rows] if len(ids) else np.zeros((0, 0), np.float32)
+            if len(ids):
+                unit -= mean
+                unit /= std
+                unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+            parts.append(unit)
         del matrix
-        count = int(real.sum())
-        memo["real_index"] = RealIndex([ids[n] for n in order], unit, count, Index(unit[:count]))
+        order = np.r_[np.flatnonzero(real), np.flatnonzero(~real)]
+        index = Index(parts[0])   # exact search keeps these rows; the graph copies them into its storage
+        memo["real_index"] = RealIndex([ids[n] for n in order], parts[1], int(real.sum()), index)
     return memo["real_index"]
+
+
+# memoised computations on a view, by family: a check declares the families it reads (its SHARED), and the gate
+# forgets a family once no check left to run reads it (at 200k items the real index alone is about 800 MB)
+MEMO_FAMILIES = {"real_index": "embeddings", "near_duplicates": "pairs", "derived_copies": "pairs",
+                 "copies_images": "pairs", "copies_typical": "pairs"}
+
+
+def forget(view, keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """Drop the computations memoised on `view` (see MEMO_FAMILIES) whose family is not in `keep`."""
+    memo = getattr(view, "__dict__", {}).get("_similarity_memo")
+    if not memo:
+        return
+    for key in list(memo):
+        name = key if isinstance(key, str) else key[0]
+        if MEMO_FAMILIES.get(name) not in keep:
+            del memo[key]
+

@@ -17,6 +17,7 @@ from curate.checks import Finding
 from curate.exceptions import BadInput
 
 CHECK = "splits"
+SHARED = frozenset()   # memoised computations it reads (curate.checks.similarity.forget)
 SPLITS = ("train", "dev", "test")
 
 
