@@ -5,7 +5,9 @@
 Source datasets are sample_media/speech replicated (each copy re-levelled by a tiny random gain so every object is
 distinct), all in train. The recipe mixes real cafe noise into every source (budget = sources) and writes into a new
 dataset (--out), so the parent's objects are brought in (hard links). The gate runs only the leakage check without
-near-duplicates (no features needed) so the figures are the runner's own; `bench/checks.py` times the full gate.
+near-duplicates (no features needed) so the figures are the runner's own; `bench/checks.py` times the full gate
+on its own, and --gate full runs every check of the default gate in the recipe (the whole `augment run`, with
+--budget as a share of the sources; the output's manifest is printed beside the peak RSS).
 One untimed run per size comes first: the first run after the parent was built took 38 s of CPU, the next 19.5 s
 (nothing is cached in the parent: most likely the disk still writing back the 10k files just built), so timing it
 would charge whichever worker count ran first. Each run is a separate `augment run`
@@ -40,8 +42,8 @@ pipeline:
   - Gain: {{gain_db: [-3, 3]}}
 sources: {{where: {{split: train}}}}
 budget: {budget}
-curation: {{checks: [leakage], leakage: {{near_duplicates: false}}}}
-"""
+{curation}"""
+RUNNER_ONLY = "curation: {checks: [leakage], leakage: {near_duplicates: false}}\n"
 
 
 def build_dataset(folder: Path, items: int) -> Path:
@@ -71,10 +73,13 @@ def build_dataset(folder: Path, items: int) -> Path:
     return import_folder(src, folder / f"ds{items}").version.dataset.path
 
 
-def run_once(dataset: Path, items: int, workers: str, folder: Path, run: int) -> tuple[float, float, float]:
-    """(items/s over the wall time, peak RSS MB of the process tree, CPU seconds) of one `augment run` process."""
+def run_once(dataset: Path, items: int, workers: str, folder: Path, run: int, full_gate: bool = False,
+             budget: float = 1.0) -> tuple[float, float, float, float]:
+    """(items/s over the wall time, peak RSS MB of the process tree, CPU seconds, MB of the output's manifest in
+    memory) of one `augment run` process."""
     recipe = folder / f"recipe{items}.yaml"
-    recipe.write_text(RECIPE.format(dataset=dataset, noise=ROOT / "sample_media" / "noise" / "cafe", budget=items))
+    recipe.write_text(RECIPE.format(dataset=dataset, noise=ROOT / "sample_media" / "noise" / "cafe",
+                                    budget=max(1, round(items * budget)), curation="" if full_gate else RUNNER_ONLY))
     out = folder / f"out{items}-{workers}-{run}"
     exe = Path(sys.executable).parent / "augment"
     engine = ["--executor", "ray"] if workers == "ray" else ["--workers", workers]
@@ -85,8 +90,11 @@ def run_once(dataset: Path, items: int, workers: str, folder: Path, run: int) ->
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"augment run exited {os.waitstatus_to_exitcode(status)} ({items} sources, {workers})")
+    import curate
+
+    manifest = curate.open(out).load().manifest.memory_usage(deep=True).sum() / 2**20
     shutil.rmtree(out, ignore_errors=True)
-    return items / seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
+    return items / seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, manifest
 
 
 def spread(values: list[float]) -> str:
@@ -98,7 +106,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gate", choices=("runner", "full"), default="runner",
+                        help="runner: the leakage check without near-duplicates (default); full: the default gate")
+    parser.add_argument("--budget", type=float, default=1.0, help="items the recipe makes, as a share of the sources")
     args = parser.parse_args()
+    options = {"full_gate": args.gate == "full", "budget": args.budget}
     sizes = [int(s) for s in args.sizes.split(",")]
     workers = [w.strip() for w in args.workers.split(",")]
     runs: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
@@ -107,14 +119,16 @@ def main() -> None:
         for size in sizes:
             dataset = build_dataset(folder, size)
             # untimed: the first run after the build ran at half speed (see the docstring)
-            run_once(dataset, size, workers[0], folder, -1)
+            run_once(dataset, size, workers[0], folder, -1, **options)
             for run in range(args.runs):   # interleaved, so a busy spell slows every worker count alike
                 for w in workers:
-                    runs.setdefault((size, w), []).append(run_once(dataset, size, w, folder, run))
+                    runs.setdefault((size, w), []).append(run_once(dataset, size, w, folder, run, **options))
     print(f"\n{args.runs} run(s) each; min / median / max")
-    print(f"{'sources':>8s} {'workers':>8s} {'items/s':>26s} {'peak RSS MB':>26s} {'CPU s':>26s}")
+    print(f"{'sources':>8s} {'workers':>8s} {'items/s':>26s} {'peak RSS MB':>26s} {'CPU s':>26s} "
+          f"{'manifest MB':>12s}")
     for (size, w), figures in runs.items():
-        print(f"{size:8d} {w:>8s} " + "  ".join(spread([f[i] for f in figures]) for i in range(3)))
+        print(f"{size:8d} {w:>8s} " + "  ".join(spread([f[i] for f in figures]) for i in range(3))
+              + f" {statistics.median(f[3] for f in figures):12.1f}")
     for size in sizes:
         for other, name, target in (("2", "2 workers", "target >= 1.7x; the machine has 2 cores"),
                                     ("ray", "local Ray", "Ray start-up included")):
