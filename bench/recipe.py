@@ -84,12 +84,16 @@ def run_once(dataset: Path, items: int, workers: str, folder: Path, run: int, fu
     exe = Path(sys.executable).parent / "augment"
     engine = ["--executor", "ray"] if workers == "ray" else ["--workers", workers]
     start = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "run", str(recipe), "--out", str(out), *engine],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    log = folder / f"run{items}-{workers}-{run}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([str(exe), "run", str(recipe), "--to", str(out), *engine],
+                                stdout=subprocess.DEVNULL, stderr=sink, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)   # this process tree's own peak, not the bench's running maximum
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"augment run exited {os.waitstatus_to_exitcode(status)} ({items} sources, {workers})")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise SystemExit(f"augment run exited {os.waitstatus_to_exitcode(status)} ({items} sources, "
+                         f"{workers}):\n{tail}")
     import curate
 
     manifest = curate.open(out).load().manifest.memory_usage(deep=True).sum() / 2**20
@@ -113,7 +117,7 @@ def main() -> None:
     options = {"full_gate": args.gate == "full", "budget": args.budget}
     sizes = [int(s) for s in args.sizes.split(",")]
     workers = [w.strip() for w in args.workers.split(",")]
-    runs: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+    runs: dict[tuple[int, str], list[tuple[float, float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for size in sizes:

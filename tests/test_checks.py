@@ -336,3 +336,8 @@ def test_the_gate_drops_each_shared_computation_once_no_check_left_needs_it(ocr_
     assert list(result.checks) == checks
     assert [f.to_dict() for f in result.findings] == [f.to_dict() for f in plain.findings]
     assert [f.check for f in result.findings] == sorted((f.check for f in result.findings), key=checks.index)
+    # a check that fails leaves nothing memoised either
+    monkeypatch.setattr(ambiguity, "check", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        run_gate(candidate, parent, {"checks": checks})
+    assert not candidate.__dict__.get("_similarity_memo") and not parent.__dict__.get("_similarity_memo")

@@ -179,6 +179,10 @@ def test_the_real_index_holds_one_copy_of_the_embeddings_z_scored_in_manifest_or
     rows = found.vectors(np.arange(len(ids))[::-1])                  # gathered from both parts, in any order
     assert all(rows[-1 - n].tobytes() == expected[i].tobytes() for n, i in enumerate(found.ids))
     assert found.others.shape == (len(ids) - len(real), matrix.shape[1])   # the real rows are not held twice
+    assert found.vectors(np.array([], np.int64)).shape == (0, matrix.shape[1])
+    for bad in (np.ones(len(ids), bool), np.array([-1]), np.array([len(ids)]), np.array([[0, 1]]), np.array([0.0])):
+        with pytest.raises(ValueError, match="rows: expected a 1-D array of positions"):
+            found.vectors(bad)
     if graph:   # the graph's storage is the only copy of the real rows
         assert not found.index.reference.flags.writeable and not found.index.reference.flags.owndata
     assert real_index(view) is found                             # memoised on the view

@@ -189,17 +189,21 @@ def run_gate(candidate, source, config: GateConfig | dict | None = None, progres
     blocking = ("error",) if config.block_on == "error" else ("error", "warning")
     order = sorted(dict.fromkeys(config.checks), key=RUN_ORDER.index)
     done: dict[str, tuple[list[Finding], float]] = {}
-    for n, name in enumerate(progress(order, "checks") if progress else order):
-        start = time.perf_counter()
-        section = config.section(name)
-        found = modules[name].check(candidate, source, section)
-        before = None
-        if source is not None and any(f.severity != "info" and not f.relative for f in found):
-            before = modules[name].check(source, None, section)  # what the source already had
-        done[name] = (classify(found, before), round(time.perf_counter() - start, 3))
-        needed = frozenset().union(*(modules[later].SHARED for later in order[n + 1:]))
-        for view in (candidate, source):
-            forget(view, needed)
+    try:
+        for name in (progress(order, "checks") if progress else order):
+            start = time.perf_counter()
+            section = config.section(name)
+            found = modules[name].check(candidate, source, section)
+            before = None
+            if source is not None and any(f.severity != "info" and not f.relative for f in found):
+                before = modules[name].check(source, None, section)  # what the source already had
+            done[name] = (classify(found, before), round(time.perf_counter() - start, 3))
+            needed = frozenset().union(*(modules[later].SHARED for later in order[order.index(name) + 1:]))
+            for view in (candidate, source):
+                forget(view, needed)
+    finally:
+        for view in (candidate, source):   # nothing is kept past the gate, whatever happened
+            forget(view)
     result = GateResult((), blocking, (), {}, config.block_on_inherited)
     for name in dict.fromkeys(config.checks):
         result = result.add(done[name][0], name, done[name][1])
