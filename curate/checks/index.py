@@ -6,8 +6,10 @@ as the all-pairs product, without holding it (blocks of queries against the whol
 numpy product + argpartition at 4k-50k rows. Above EXACT_UP_TO rows an exhaustive search grows with the square of
 the rows (50k x 50k: 6.4 s a search, and the near-duplicate question asks 9), so an HNSW graph (M = 16,
 efSearch >= 64; 50k rows built in 2.2 s, searched in 2.4 s, recall@11 0.999 on clustered data) answers in about
-n log n; its recall@k against exact search is measured on RECALL_SAMPLE queries (an exact search of those alone
-costs RECALL_SAMPLE x n) and reported with the result, so a finding can say how complete it is.
+n log n. Each kind of question is first tried on RECALL_SAMPLE of its queries (an exact search of those alone costs
+RECALL_SAMPLE x n): the narrowest beam (efSearch, BEAMS) whose recall@k against exact search reaches RECALL_TARGET
+answers it, else exact search does, and the recall is reported with the result, so a finding can say how complete
+it is. Rows in crowds of near-identical copies need the wider beams.
 
 faiss runs on one thread here: on a busy 2-core machine one thread searched 50k x 50k rows in 8.5 s, the default
 threads in 14.8 s, and the result does not depend on the count.
@@ -29,6 +31,13 @@ OVERFETCH = 64  # a query whose own group holds at most this many reference rows
 # while a group searched apart is a product of its own, of a few rows: 10k items in groups of 90 (realism's
 # writers) took 3.5 s apart against about 1 s over-fetched. A graph search costs about its k, hence OVERFETCH there.
 OVERFETCH_EXACT = 256
+# A graph search is checked on RECALL_SAMPLE of its queries before it runs: below RECALL_TARGET it is tried with the
+# next, wider beam (efSearch), and past the last the search is exact. Near-identical rows defeat the graph: 50k
+# clips, 200 near-copies of each recording, found 76 % of the exact 6 nearest at efSearch 64 and 96 % at 1024 for
+# noisy copies of them, and realism's "label kept" read the missed neighbours as lost labels (70 % against 82 %).
+RECALL_TARGET = 0.95
+BEAMS = (64, 128, 256, 512, 1024)
+TIE = 1e-5   # a found row as similar as the exact k-th (to float32 rounding) is as good a neighbour
 
 
 @dataclass(frozen=True)
@@ -75,9 +84,10 @@ class Index:
         # the graph keeps its own copy of the rows: exact questions (recall, search apart) read that one
         self.reference = _stored_rows(self.index, dim)
 
-    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> Neighbours:
+    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None, question: str = "") -> Neighbours:
         """The k most similar reference rows of each query row. `exclude[i]`: a reference row query i must not get
-        (itself, when query and reference are the same rows), or -1."""
+        (itself, when query and reference are the same rows), or -1. `question` names the kind of queries for the
+        beam's calibration (_beam): searches of one question share it."""
         query = np.ascontiguousarray(query, dtype=np.float32)
         k = max(0, min(k, self.n - (1 if exclude is not None else 0)))
         index = np.full((len(query), k), -1, np.int64)
@@ -87,44 +97,113 @@ class Index:
         import faiss
 
         extra = 1 if exclude is not None else 0
+        beam, recall = (None, 1.0) if self.exact else self._beam(query, k, exclude, question)
         with _one_thread():
-            if not self.exact:
-                self.index.hnsw.efSearch = max(64, 2 * (k + extra))
             for start in range(0, len(query), QUERY_BLOCK):
                 part = slice(start, start + QUERY_BLOCK)
-                found_s, found_i = (self.index.search(query[part], k + extra) if self.index is not None else
+                found_s, found_i = (self._graph(query[part], k + extra, beam) if beam is not None else
                                     faiss.knn(query[part], self.reference, k + extra,
                                               metric=faiss.METRIC_INNER_PRODUCT))
                 if extra:
                     found_i, found_s = _drop(found_i, found_s, exclude[part], k)
                 index[part], similarity[part] = found_i, found_s
-        recall = 1.0 if self.exact else self._recall(query, index, k, exclude)
-        return Neighbours(index, similarity, self.exact, recall)
+        return Neighbours(index, similarity, beam is None, recall)
+
+    def _graph(self, query: np.ndarray, k: int, beam: int, selector=None) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        params = faiss.SearchParametersHNSW(efSearch=max(beam, 2 * k))
+        if selector is not None:
+            params.sel = selector
+        return self.index.search(query, k, params=params)
+
+    def _beam(self, query: np.ndarray, k: int, exclude, question: str,
+              inside: np.ndarray | None = None) -> tuple[int | None, float]:
+        """(efSearch, recall@k) for a graph search of `query`: the first of BEAMS whose recall on RECALL_SAMPLE of the
+        queries reaches RECALL_TARGET, or (None, 1.0): search exactly. A found row counts when it is as similar as the
+        exact k-th (ties are equally good answers). Decided once per question (the caller's name for a kind of
+        queries, with k, the exclusion and whether a group is left out: the graph finds its own rows more easily
+        than new ones) and reused by its later searches (the query variants, blocks and groups of one question).
+        `inside`: the sorted reference rows a search apart leaves out."""
+        import faiss
+
+        extra = 1 if exclude is not None else 0
+        key = (question, k, extra, inside is not None)
+        known = self.__dict__.setdefault("_beams", {})
+        if key in known:
+            return known[key]
+        rows = np.random.default_rng(0).choice(len(query), min(RECALL_SAMPLE, len(query)), replace=False)
+        sample = np.ascontiguousarray(query[rows])
+        with _one_thread():
+            if inside is None:
+                truth_s, truth_i = faiss.knn(sample, self.reference, k + extra, metric=faiss.METRIC_INNER_PRODUCT)
+                if extra:
+                    truth_i, truth_s = _drop(truth_i, truth_s, exclude[rows], k)
+            else:
+                truth_s, truth_i = self._exact_outside(sample, inside, k)
+            kth = np.where(truth_i[:, -1] >= 0, truth_s[:, -1], -np.inf)[:, None] - TIE
+            total = int((truth_i >= 0).sum())
+            answer: tuple[int | None, float] = (None, 1.0)
+            for beam in BEAMS:
+                if inside is None:
+                    found_s, found_i = self._graph(sample, k + extra, beam)
+                    if extra:
+                        found_i, found_s = _drop(found_i, found_s, exclude[rows], k)
+                else:
+                    found_s, found_i = self._graph(sample, truth_i.shape[1], beam, _outside(inside))
+                recall = float(((found_i >= 0) & (found_s >= kth)).sum()) / total if total else 1.0
+                if recall >= RECALL_TARGET:
+                    answer = (beam, min(recall, 1.0))
+                    break
+        known[key] = answer
+        return answer
+
+    def _exact_outside(self, query: np.ndarray, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k best reference rows not in `inside` (a sorted array of rows), asked for k + len(inside) and
+        filtered, a block of queries at a time so the (queries, k + len(inside)) arrays stay bounded."""
+        import faiss
+
+        wide = int(min(self.n, k + len(inside)))
+        k = int(min(k, self.n - len(inside)))
+        values = np.full((len(query), k), -np.inf, np.float32)
+        rows = np.full((len(query), k), -1, np.int64)
+        block = max(1, (1 << 22) // max(wide, 1))
+        for start in range(0, len(query), block):
+            found_s, found_i = faiss.knn(np.ascontiguousarray(query[start:start + block]), self.reference, wide,
+                                         metric=faiss.METRIC_INNER_PRODUCT)
+            keep = (found_i >= 0) & ~np.isin(found_i, inside)
+            first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+            values[start:start + block] = np.where(np.take_along_axis(keep, first, 1),
+                                                   np.take_along_axis(found_s, first, 1), -np.inf)
+            rows[start:start + block] = np.where(np.take_along_axis(keep, first, 1),
+                                                 np.take_along_axis(found_i, first, 1), -1)
+        return values, rows
 
     def search_apart(self, query: np.ndarray, query_group: np.ndarray, reference_group: np.ndarray,
-                     k: int) -> Neighbours:
+                     k: int, question: str = "") -> Neighbours:
         """The k most similar reference rows of each query row among those of ANOTHER group (-1 / -inf where fewer
         exist). Groups are integer codes. A query whose group holds few reference rows (OVERFETCH_EXACT; graph:
         OVERFETCH) is searched with the others for k + that many and its own group dropped; the queries of a large
         group are searched once against the rows outside it (exact: two slices of the rows sorted by group; graph:
         a selector that leaves the group out), so the cost stays one search per query whatever the group sizes.
-        Above EXACT_UP_TO rows the graph search's recall is not measured here (NaN)."""
+        The recall is the lowest of its searches' (see search; `question` as there)."""
 
         query = np.ascontiguousarray(query, dtype=np.float32)
         reference_group = np.asarray(reference_group)
         query_group = np.asarray(query_group)
         index = np.full((len(query), k), -1, np.int64)
         similarity = np.full((len(query), k), -np.inf, np.float32)
-        result = Neighbours(index, similarity, self.exact, 1.0 if self.exact else float("nan"))
+        recalls = [1.0]
         if k == 0 or len(query) == 0 or self.n == 0:
-            return result
+            return Neighbours(index, similarity, self.exact, 1.0)
         codes = max(int(reference_group.max()), int(query_group.max())) + 1
         own = np.bincount(reference_group, minlength=codes)[query_group]
         limit = OVERFETCH_EXACT if self.exact else OVERFETCH
         few = np.flatnonzero(own <= limit)
         for start in range(0, len(few), QUERY_BLOCK):   # a block at a time: it holds (rows, k + own) arrays
             small = few[start:start + QUERY_BLOCK]
-            found = self.search(query[small], min(self.n, k + int(own[small].max())))
+            found = self.search(query[small], min(self.n, k + int(own[small].max())), question=question)
+            recalls.append(found.recall)
             other = (found.index >= 0) & (reference_group[np.maximum(found.index, 0)] != query_group[small, None])
             first = np.argsort(~other, axis=1, kind="stable")[:, :k]
             picked = np.take_along_axis(found.index, first, 1)
@@ -142,10 +221,13 @@ class Index:
                 rows = np.flatnonzero(query_group == group)
                 for start in range(0, len(rows), QUERY_BLOCK):
                     part = rows[start:start + QUERY_BLOCK]
-                    found_s, found_i = (self._exact_apart(query[part], ordered, order, *bounds[:, n], k)
-                                        if self.exact else self._graph_apart(query[part], reference_group, group, k))
+                    if self.exact:
+                        found_s, found_i = self._exact_apart(query[part], ordered, order, *bounds[:, n], k)
+                    else:
+                        found_s, found_i, recall = self._graph_apart(query[part], reference_group, group, k, question)
+                        recalls.append(recall)
                     index[part, : found_i.shape[1]], similarity[part, : found_i.shape[1]] = found_i, found_s
-        return result
+        return Neighbours(index, similarity, self.exact, min(recalls))
 
     @staticmethod
     def _exact_apart(query, ordered, order, low, high, k) -> tuple[np.ndarray, np.ndarray]:
@@ -167,33 +249,23 @@ class Index:
         best = np.argsort(-value, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(value, best, 1), np.take_along_axis(row, best, 1)
 
-    def _graph_apart(self, query, reference_group, group, k) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
+    def _graph_apart(self, query, reference_group, group, k, question) -> tuple[np.ndarray, np.ndarray, float]:
+        """The graph search of `group`'s queries with a selector leaving the group out, at the beam _beam finds for
+        the question; exact (over-fetching past the group's rows) where no beam reaches RECALL_TARGET. Returns
+        (similarities, rows, recall)."""
+        inside = np.flatnonzero(reference_group == group)
+        k = int(min(k, self.n - len(inside)))
+        if k <= 0:
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64), 1.0
+        beam, recall = self._beam(query, k, None, question, inside)
+        if beam is None:
+            return (*self._exact_outside(query, inside, k), 1.0)
+        return (*self._graph(query, k, beam, _outside(inside)), recall)
 
-        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(reference_group == group)))
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(64, 2 * k))
-        return self.index.search(query, min(k, int((reference_group != group).sum())), params=params)
+def _outside(inside: np.ndarray):
+    import faiss
 
-    def _recall(self, query: np.ndarray, found: np.ndarray, k: int, exclude) -> float:
-        """Recall@k of the graph search against exact search, on RECALL_SAMPLE of the queries of the first search
-        with this k: later searches of the same index (the other query variants and blocks of one question)
-        state that figure instead of paying an exhaustive sample search each time."""
-        import faiss
-
-        extra = 1 if exclude is not None else 0
-        known = self.__dict__.setdefault("_recalls", {})
-        if (k, extra) in known:
-            return known[(k, extra)]
-        rows = np.random.default_rng(0).choice(len(query), min(RECALL_SAMPLE, len(query)), replace=False)
-        with _one_thread():
-            truth_s, truth_i = faiss.knn(np.ascontiguousarray(query[rows]), self.reference, k + extra,
-                                         metric=faiss.METRIC_INNER_PRODUCT)
-        if extra:
-            truth_i, _ = _drop(truth_i, truth_s, exclude[rows], k)
-        hits = sum(len(set(truth_i[n][truth_i[n] >= 0]) & set(found[r][found[r] >= 0])) for n, r in enumerate(rows))
-        total = int((truth_i >= 0).sum())
-        known[(k, extra)] = hits / total if total else 1.0
-        return known[(k, extra)]
+    return faiss.IDSelectorNot(faiss.IDSelectorBatch(inside))
 
 
 class _Owner:

@@ -196,14 +196,15 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
         return (winner == mine) & (winner >= 0), winner >= 0
 
     # neighbours from other groups only: copies of the same recording (its group) would vouch for any label
-    real_agrees, real_votes = majority_agrees(index.search_apart(index.reference, real_groups, real_groups, k).index,
+    real_agrees, real_votes = majority_agrees(index.search_apart(index.reference, real_groups, real_groups, k,
+                                                                  question="real").index,
                                               real_labels)
     real_agrees = real_agrees[real_votes]
     real_rate = float(real_agrees.mean()) if len(real_agrees) else 0.0
     aug_rows = np.array([position[i] for i in augmented_ids])
     aug_labels = np.array([labels[i] for i in augmented_ids], dtype=object)
     aug_groups = np.array([group_codes[group_of[i]] for i in augmented_ids])
-    neighbours = index.search_apart(found.vectors(aug_rows), aug_groups, real_groups, k).index
+    neighbours = index.search_apart(found.vectors(aug_rows), aug_groups, real_groups, k, question="new").index
     agrees, votes = majority_agrees(neighbours, aug_labels)
     augmented_ids = [i for i, v in zip(augmented_ids, votes) if v]
     neighbours, aug_labels, agrees = neighbours[votes], aug_labels[votes], agrees[votes]  # no other group: no vote

@@ -114,12 +114,13 @@ class NearDuplicates:
     threshold: float           # pairs at or below this distance are near-duplicates
     near_duplicate_ratio: float
     recall: float = 1.0        # of the candidate search: 1.0 exact, else measured against exact search on a sample
+    exact: bool = True         # every candidate search was exact
 
     def rule(self) -> str:
         """The rule in words, for finding messages."""
         from curate.checks.index import EXACT_UP_TO, RECALL_SAMPLE
 
-        searched = "" if self.recall >= 1.0 else (
+        searched = "" if self.exact else (
             f"; candidates searched approximately above {EXACT_UP_TO} items, recall {self.recall:.3f}: the lowest "
             f"of the searches', each measured against exact search on up to {RECALL_SAMPLE} of its queries")
         if math.isnan(self.typical):
@@ -298,24 +299,24 @@ def _typical(space, objects: np.ndarray, reference: np.ndarray, ratio: float) ->
     return typical
 
 
-def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:
     """Pairs i < j of different objects within `threshold`: each item's MAX_PER_ITEM nearest (coarse vectors, the
     best of the space's query variants, through one curate.checks.index.Index), kept when within COARSE_SLACK x
     the threshold, then confirmed by the full distance. Also returns the search's recall (the lowest of the
-    variants': 1.0 when exact)."""
+    variants': 1.0 when exact) and whether every search was exact."""
     from curate.checks.index import Index, best_per_row
 
     limit = _similarity(min(threshold * COARSE_SLACK, 2.0))
     index = Index(space.coarse_reference())
     k = min(MAX_PER_ITEM + 1, space.n)
     pair_rows, pair_cols = [], []
-    recall = 1.0
+    recall, exact = 1.0, True
     for start in range(0, space.n, ROWS_PER_SEARCH):
         rows = np.arange(start, min(space.n, start + ROWS_PER_SEARCH))
         found_rows, found_cols, found_sim = [], [], []
         for variant in space.coarse_queries(rows):   # images: the 9 one-pixel moves; audio: the vectors
-            for r, c, v, searched_recall in _within(index, rows, variant, k, limit):
-                recall = min(recall, searched_recall)
+            for r, c, v, searched in _within(index, rows, variant, k, limit):
+                recall, exact = min(recall, searched.recall), exact and searched.exact
                 keep = (c >= 0) & (c != r) & (v >= limit)
                 found_rows.append(r[keep])
                 found_cols.append(c[keep])
@@ -332,11 +333,11 @@ def _pairs(space, objects: np.ndarray, threshold: float) -> tuple[np.ndarray, np
         rows, cols = unique // space.n, unique % space.n
     distance = space.distance(rows, cols)
     keep = distance <= threshold
-    return rows[keep], cols[keep], distance[keep], recall
+    return rows[keep], cols[keep], distance[keep], recall, exact
 
 
 def _within(index, rows: np.ndarray, query: np.ndarray, k: int, limit: float):
-    """(rows, cols, similarities, recall) of each query row's k nearest reference rows, flattened, asked in two
+    """(rows, cols, similarities, Neighbours) of each query row's k nearest reference rows, flattened, asked in two
     steps: FIRST_K nearest for every row, then k for the rows whose FIRST_K-th is still within `limit`. Almost every
     item has no near-duplicate, and a graph search costs about its k, so this halves the 50k-item search; the pairs
     within `limit` are the same as one search for k (exact search: whatever is within the limit ranks before the
@@ -344,13 +345,13 @@ def _within(index, rows: np.ndarray, query: np.ndarray, k: int, limit: float):
     first = min(FIRST_K, k)
     neighbours = index.search(query, first)
     yield (np.repeat(rows, neighbours.index.shape[1]), neighbours.index.reshape(-1),
-           neighbours.similarity.reshape(-1), neighbours.recall)
+           neighbours.similarity.reshape(-1), neighbours)
     if first < k:
         again = np.flatnonzero(neighbours.similarity[:, -1] >= limit)
         if len(again):
             more = index.search(query[again], k)
             yield (np.repeat(rows[again], more.index.shape[1]), more.index.reshape(-1),
-                   more.similarity.reshape(-1), more.recall)
+                   more.similarity.reshape(-1), more)
 
 
 def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, progress=None,
@@ -386,9 +387,9 @@ def near_duplicates(view, near_duplicate_ratio: float = NEAR_DUPLICATE_RATIO, pr
             reference = real
     typical = scale if not math.isnan(scale) else _typical(space, objects, reference, near_duplicate_ratio)
     threshold = _threshold(typical, near_duplicate_ratio)
-    i, j, distance, recall = _pairs(space, objects, threshold)
+    i, j, distance, recall, exact = _pairs(space, objects, threshold)
     ratio = distance / typical if not math.isnan(typical) else np.full(len(distance), np.nan)
-    result = NearDuplicates(kind, ids, i, j, distance, ratio, typical, threshold, near_duplicate_ratio, recall)
+    result = NearDuplicates(kind, ids, i, j, distance, ratio, typical, threshold, near_duplicate_ratio, recall, exact)
     memo[key] = result
     return result
 
