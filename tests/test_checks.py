@@ -341,3 +341,18 @@ def test_the_gate_drops_each_shared_computation_once_no_check_left_needs_it(ocr_
     with pytest.raises(RuntimeError, match="boom"):
         run_gate(candidate, parent, {"checks": checks})
     assert not candidate.__dict__.get("_similarity_memo") and not parent.__dict__.get("_similarity_memo")
+
+
+def test_label_kept_says_when_its_neighbours_were_searched_approximately(ocr_dataset, monkeypatch):
+    from curate.checks import index
+
+    parent = curate.open(ocr_dataset).load()
+    exact = [f for f in realism.check(with_copies(parent, {"I": 10, "1": 10}), parent, section("realism"))
+             if f.key == "realism.label_kept"]
+    assert exact and "searched approximately" not in exact[0].message and exact[0].figures["search_recall"] == 1.0
+    monkeypatch.setattr(index, "EXACT_UP_TO", 10)
+    graph = [f for f in realism.check(with_copies(parent, {"I": 10, "1": 10}), parent, section("realism"))
+             if f.key == "realism.label_kept"][0]
+    recall = graph.figures["search_recall"]
+    assert index.RECALL_TARGET <= recall <= 1.0
+    assert f"neighbours searched approximately, recall {recall:.3f} against exact search on a sample" in graph.message

@@ -196,15 +196,15 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
         return (winner == mine) & (winner >= 0), winner >= 0
 
     # neighbours from other groups only: copies of the same recording (its group) would vouch for any label
-    real_agrees, real_votes = majority_agrees(index.search_apart(index.reference, real_groups, real_groups, k,
-                                                                  question="real").index,
-                                              real_labels)
+    real_found = index.search_apart(index.reference, real_groups, real_groups, k, question="real")
+    real_agrees, real_votes = majority_agrees(real_found.index, real_labels)
     real_agrees = real_agrees[real_votes]
     real_rate = float(real_agrees.mean()) if len(real_agrees) else 0.0
     aug_rows = np.array([position[i] for i in augmented_ids])
     aug_labels = np.array([labels[i] for i in augmented_ids], dtype=object)
     aug_groups = np.array([group_codes[group_of[i]] for i in augmented_ids])
-    neighbours = index.search_apart(found.vectors(aug_rows), aug_groups, real_groups, k, question="new").index
+    new_found = index.search_apart(found.vectors(aug_rows), aug_groups, real_groups, k, question="new")
+    neighbours = new_found.index
     agrees, votes = majority_agrees(neighbours, aug_labels)
     augmented_ids = [i for i, v in zip(augmented_ids, votes) if v]
     neighbours, aug_labels, agrees = neighbours[votes], aug_labels[votes], agrees[votes]  # no other group: no vote
@@ -227,9 +227,12 @@ def _label_kept(candidate, frame, groups, config) -> list[Finding]:
                "info": "kept" if real_rate > config.label_kept_max_drop else
                        f"not informative: only {real_rate:.0%} of real items have mostly same-label neighbours in "
                        "other groups (labels follow groups)"}[severity]
+    recall = min(real_found.recall, new_found.recall)
+    searched = "" if real_found.exact and new_found.exact else (
+        f"; neighbours searched approximately, recall {recall:.3f} against exact search on a sample")
     return [_finding(severity, f"label kept: {aug_rate:.0%} of {len(agrees)} new augmented item(s) have mostly "
                     f"same-label real neighbours (real items: {real_rate:.0%}; drop {drop:+.0%}, bound "
-                    f"{config.label_kept_max_drop:.0%}): {verdict}", items=lost[: config.max_items],
+                    f"{config.label_kept_max_drop:.0%}): {verdict}{searched}", items=lost[: config.max_items],
                     key="realism.label_kept", subjects=frozenset(i["id"] for i in lost), measure=drop,
                     figures={"augmented_rate": aug_rate, "real_rate": real_rate, "drop": drop, "k": k,
-                             "fisher_p": p, "new": len(agrees)})]
+                             "fisher_p": p, "new": len(agrees), "search_recall": recall})]
