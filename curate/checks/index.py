@@ -262,6 +262,7 @@ class Index:
             return (*self._exact_outside(query, inside, k), 1.0)
         return (*self._graph(query, k, beam, _outside(inside)), recall)
 
+
 def _outside(inside: np.ndarray):
     import faiss
 
