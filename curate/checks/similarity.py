@@ -417,11 +417,10 @@ class RealIndex:
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """The unit rows at positions `rows` (a 1-D array of positions in `ids`), in that order, as a new array."""
         rows = np.asarray(rows)
-        if rows.size == 0:
-            rows = rows.astype(np.int64).reshape(0)
-        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and not 0 <= rows.min() <= rows.max()
-                                                                < len(self.ids)):
+        if rows.ndim != 1 or (rows.size and (rows.dtype.kind not in "iu" or rows.min() < 0
+                                             or rows.max() >= len(self.ids))):
             raise ValueError(f"rows: expected a 1-D array of positions in 0..{len(self.ids) - 1}")
+        rows = rows.astype(np.int64)
         out = np.empty((len(rows), self.others.shape[1] if self.others.ndim == 2 else 0), np.float32)
         real = rows < self.real
         out[real] = self.index.reference[rows[real]]
