@@ -118,40 +118,57 @@ class Index:
         return self.index.search(query, k, params=params)
 
     def _beam(self, query: np.ndarray, k: int, exclude, question: str,
-              inside: np.ndarray | None = None) -> tuple[int | None, float]:
+              apart: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[int | None, float]:
         """(efSearch, recall@k) for a graph search of `query`: the first of BEAMS whose recall on RECALL_SAMPLE of the
         queries reaches RECALL_TARGET, or (None, 1.0): search exactly. A found row counts when it is as similar as the
         exact k-th (ties are equally good answers). Decided once per question (the caller's name for a kind of
         queries, with k, the exclusion and whether a group is left out: the graph finds its own rows more easily
         than new ones) and reused by its later searches (the query variants, blocks and groups of one question).
-        `inside`: the sorted reference rows a search apart leaves out."""
+        `apart`: (the group of each query, the group of each reference row) for a search that leaves each query's
+        own group out; its sample is drawn across every group asked."""
         import faiss
 
         extra = 1 if exclude is not None else 0
-        key = (question, k, extra, inside is not None)
+        key = (question, k, extra, apart is not None)
         known = self.__dict__.setdefault("_beams", {})
         if key in known:
             return known[key]
         rows = np.random.default_rng(0).choice(len(query), min(RECALL_SAMPLE, len(query)), replace=False)
         sample = np.ascontiguousarray(query[rows])
         with _one_thread():
-            if inside is None:
+            if apart is None:
                 truth_s, truth_i = faiss.knn(sample, self.reference, k + extra, metric=faiss.METRIC_INNER_PRODUCT)
                 if extra:
                     truth_i, truth_s = _drop(truth_i, truth_s, exclude[rows], k)
-            else:
-                truth_s, truth_i = self._exact_outside(sample, inside, k)
-            kth = np.where(truth_i[:, -1] >= 0, truth_s[:, -1], -np.inf)[:, None] - TIE
-            total = int((truth_i >= 0).sum())
+                parts = [(np.arange(len(rows)), None)]
+            else:   # each sampled query leaves its own group out
+                truth_s = np.full((len(rows), k), -np.inf, np.float32)
+                truth_i = np.full((len(rows), k), -1, np.int64)
+                parts = []
+                for group in np.unique(apart[0][rows]):
+                    at = np.flatnonzero(apart[0][rows] == group)
+                    inside = np.flatnonzero(apart[1] == group)
+                    found_s, found_i = self._exact_outside(sample[at], inside, k)
+                    truth_s[at, : found_s.shape[1]], truth_i[at, : found_i.shape[1]] = found_s, found_i
+                    parts.append((at, inside))
+            last = truth_i >= 0
+            kth = np.where(last.any(axis=1), np.where(last, truth_s, np.inf).min(axis=1), -np.inf)[:, None] - TIE
+            total = int(last.sum())
             answer: tuple[int | None, float] = (None, 1.0)
             for beam in BEAMS:
-                if inside is None:
-                    found_s, found_i = self._graph(sample, k + extra, beam)
-                    if extra:
-                        found_i, found_s = _drop(found_i, found_s, exclude[rows], k)
-                else:
-                    found_s, found_i = self._graph(sample, truth_i.shape[1], beam, _outside(inside))
-                recall = float(((found_i >= 0) & (found_s >= kth)).sum()) / total if total else 1.0
+                hits = 0
+                for at, inside in parts:
+                    if inside is None:
+                        found_s, found_i = self._graph(sample, k + extra, beam)
+                        if extra:
+                            found_i, found_s = _drop(found_i, found_s, exclude[rows], k)
+                    else:
+                        width = int(min(k, self.n - len(inside)))
+                        if width <= 0:
+                            continue
+                        found_s, found_i = self._graph(sample[at], width, beam, _outside(inside))
+                    hits += int(((found_i >= 0) & (found_s >= kth[at])).sum())
+                recall = hits / total if total else 1.0
                 if recall >= RECALL_TARGET:
                     answer = (beam, min(recall, 1.0))
                     break
@@ -193,7 +210,7 @@ class Index:
         query_group = np.asarray(query_group)
         index = np.full((len(query), k), -1, np.int64)
         similarity = np.full((len(query), k), -np.inf, np.float32)
-        recalls = [1.0]
+        recalls, exact = [1.0], [self.exact]
         if k == 0 or len(query) == 0 or self.n == 0:
             return Neighbours(index, similarity, self.exact, 1.0)
         codes = max(int(reference_group.max()), int(query_group.max())) + 1
@@ -204,6 +221,7 @@ class Index:
             small = few[start:start + QUERY_BLOCK]
             found = self.search(query[small], min(self.n, k + int(own[small].max())), question=question)
             recalls.append(found.recall)
+            exact.append(found.exact)
             other = (found.index >= 0) & (reference_group[np.maximum(found.index, 0)] != query_group[small, None])
             first = np.argsort(~other, axis=1, kind="stable")[:, :k]
             picked = np.take_along_axis(found.index, first, 1)
@@ -216,6 +234,11 @@ class Index:
             order = np.argsort(reference_group, kind="stable")
             ordered = self.reference[order]
             bounds = np.searchsorted(reference_group[order], np.stack([large, large + 1]))
+        elif len(large):   # one beam for every large group, calibrated on a sample drawn across them all
+            asked = np.flatnonzero(np.isin(query_group, large))
+            beam, recall = self._beam(query[asked], k, None, question, (query_group[asked], reference_group))
+            recalls.append(recall)
+            exact.append(beam is None)
         with _one_thread():
             for n, group in enumerate(large):
                 rows = np.flatnonzero(query_group == group)
@@ -224,10 +247,9 @@ class Index:
                     if self.exact:
                         found_s, found_i = self._exact_apart(query[part], ordered, order, *bounds[:, n], k)
                     else:
-                        found_s, found_i, recall = self._graph_apart(query[part], reference_group, group, k, question)
-                        recalls.append(recall)
+                        found_s, found_i = self._graph_apart(query[part], reference_group, group, k, beam)
                     index[part, : found_i.shape[1]], similarity[part, : found_i.shape[1]] = found_i, found_s
-        return Neighbours(index, similarity, self.exact, min(recalls))
+        return Neighbours(index, similarity, all(exact[1:]) if len(exact) > 1 else self.exact, min(recalls))
 
     @staticmethod
     def _exact_apart(query, ordered, order, low, high, k) -> tuple[np.ndarray, np.ndarray]:
@@ -249,18 +271,16 @@ class Index:
         best = np.argsort(-value, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(value, best, 1), np.take_along_axis(row, best, 1)
 
-    def _graph_apart(self, query, reference_group, group, k, question) -> tuple[np.ndarray, np.ndarray, float]:
-        """The graph search of `group`'s queries with a selector leaving the group out, at the beam _beam finds for
-        the question; exact (over-fetching past the group's rows) where no beam reaches RECALL_TARGET. Returns
-        (similarities, rows, recall)."""
+    def _graph_apart(self, query, reference_group, group, k, beam: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """The graph search of `group`'s queries with a selector leaving the group out, at `beam`; exact
+        (over-fetching past the group's rows) where it is None: no beam reached RECALL_TARGET."""
         inside = np.flatnonzero(reference_group == group)
         k = int(min(k, self.n - len(inside)))
         if k <= 0:
-            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64), 1.0
-        beam, recall = self._beam(query, k, None, question, inside)
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
         if beam is None:
-            return (*self._exact_outside(query, inside, k), 1.0)
-        return (*self._graph(query, k, beam, _outside(inside)), recall)
+            return self._exact_outside(query, inside, k)
+        return self._graph(query, k, beam, _outside(inside))
 
 
 def _outside(inside: np.ndarray):
