@@ -210,7 +210,7 @@ class _Vectors:
 
     def __init__(self, vectors: np.ndarray):
         self.n = len(vectors)
-        self.vectors = vectors.astype(np.float32)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)   # no copy of float32 rows
 
     def coarse_similarity(self, rows: np.ndarray, first: int = 0) -> np.ndarray:
         return self.vectors[rows] @ self.vectors[first:].T
