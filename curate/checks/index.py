@@ -188,12 +188,8 @@ class Index:
         for start in range(0, len(query), block):
             found_s, found_i = faiss.knn(np.ascontiguousarray(query[start:start + block]), self.reference, wide,
                                          metric=faiss.METRIC_INNER_PRODUCT)
-            keep = (found_i >= 0) & ~np.isin(found_i, inside)
-            first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-            values[start:start + block] = np.where(np.take_along_axis(keep, first, 1),
-                                                   np.take_along_axis(found_s, first, 1), -np.inf)
-            rows[start:start + block] = np.where(np.take_along_axis(keep, first, 1),
-                                                 np.take_along_axis(found_i, first, 1), -1)
+            values[start:start + block], rows[start:start + block] = _kept(
+                found_s, found_i, (found_i >= 0) & ~np.isin(found_i, inside), k)
         return values, rows
 
     def search_apart(self, query: np.ndarray, query_group: np.ndarray, reference_group: np.ndarray,
@@ -223,11 +219,7 @@ class Index:
             recalls.append(found.recall)
             exact.append(found.exact)
             other = (found.index >= 0) & (reference_group[np.maximum(found.index, 0)] != query_group[small, None])
-            first = np.argsort(~other, axis=1, kind="stable")[:, :k]
-            picked = np.take_along_axis(found.index, first, 1)
-            value = np.take_along_axis(found.similarity, first, 1)
-            lost = ~np.take_along_axis(other, first, 1)
-            picked[lost], value[lost] = -1, -np.inf
+            value, picked = _kept(found.similarity, found.index, other, k)
             index[small, : picked.shape[1]], similarity[small, : picked.shape[1]] = picked, value
         large = np.unique(query_group[own > limit])
         if len(large) and self.exact:   # the rows of other groups are two contiguous slices of the sorted rows
@@ -281,6 +273,14 @@ class Index:
         if beam is None:
             return self._exact_outside(query, inside, k)
         return self._graph(query, k, beam, _outside(inside))
+
+
+def _kept(similarity: np.ndarray, index: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first k entries where `keep`, in their order (most similar first); -inf / -1 past them."""
+    first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(keep, first, 1)
+    return (np.where(kept, np.take_along_axis(similarity, first, 1), np.float32(-np.inf)),
+            np.where(kept, np.take_along_axis(index, first, 1), -1))
 
 
 def _outside(inside: np.ndarray):
